@@ -1,0 +1,4 @@
+"""The event-loop core: loop hosting, the worker-thread bridge, slots, and the backend seam.
+
+Nothing here knows about tasks; the engine (``taskrun._engine``) sits on top.
+"""

@@ -1,0 +1,376 @@
+"""The one narrow seam between the core and the event loop library in use.
+
+Everything the core needs from a loop is here: a thread-safe "call this on the
+loop", "am I on the loop's thread", a one-shot waiter a coroutine can park on,
+spawning a system coroutine, and cancelling a single run.  There is one
+implementation for asyncio and one for trio; :func:`current_backend` picks the
+right one lazily, at first use, because futures are created in sync code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+
+class Waiter(Protocol):
+    """A one-shot slot a single coroutine awaits; ``set`` is called on the loop thread."""
+
+    def set(self, value: Any) -> None: ...
+
+    def wait(self) -> Awaitable[Any]: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None: ...
+
+    def is_loop_thread(self) -> bool: ...
+
+    def create_waiter(self) -> Waiter: ...
+
+    def spawner(self) -> Spawner: ...
+
+    def run_cancellable(self, run: Any, awaitable: Awaitable[Any]) -> Awaitable[Any]:
+        """Await ``awaitable`` so that ``run._cancel_hook()`` cancels just it.
+
+        Raises :class:`RunCancelledSignal` when that happened.
+        """
+        ...
+
+    async def checkpoint(self) -> None: ...
+
+
+class Spawner(Protocol):
+    """Owns the coroutines one runner starts; entered and left around the runner's life."""
+
+    async def __aenter__(self) -> Spawner: ...
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- asyncio
+
+
+class _AsyncioWaiter:
+    __slots__ = ("_future",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._future: asyncio.Future[Any] = loop.create_future()
+
+    def set(self, value: Any) -> None:
+        if not self._future.done():
+            self._future.set_result(value)
+
+    def wait(self) -> Awaitable[Any]:
+        return self._future
+
+
+class _AsyncioCanceller:
+    """Cancels the worker task and then takes the cancellation back (``uncancel``)."""
+
+    __slots__ = ("_task", "_requested")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self._task = task
+        self._requested = False
+
+    def cancel(self) -> None:
+        if not self._requested:
+            self._requested = True
+            self._task.cancel()
+
+    def cancelled_caught(self, exc: BaseException) -> bool:
+        if self._requested and isinstance(exc, asyncio.CancelledError):
+            uncancel = getattr(self._task, "uncancel", None)
+            if uncancel is not None:
+                uncancel()
+            return True
+        return False
+
+
+class _AsyncioSpawner:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __aenter__(self) -> _AsyncioSpawner:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if exc_info[0] is not None:
+            self.cancel()
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+
+class AsyncioBackend:
+    name = "asyncio"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._thread_id = threading.get_ident()
+        self.call_soon_threadsafe = loop.call_soon_threadsafe  # type: ignore[method-assign]
+
+    def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def is_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread_id
+
+    def create_waiter(self) -> Waiter:
+        return _AsyncioWaiter(self.loop)
+
+    def spawner(self) -> Spawner:
+        return _AsyncioSpawner(self.loop)
+
+    def run_cancellable(self, run: Any, awaitable: Awaitable[Any]) -> Awaitable[Any]:
+        return _run_cancellable_asyncio(run, awaitable)
+
+    async def checkpoint(self) -> None:
+        await asyncio.sleep(0)
+
+
+# --------------------------------------------------------------------------- trio
+
+
+class _TrioWaiter:
+    __slots__ = ("_task", "_value", "_is_set", "_abandoned")
+
+    def __init__(self) -> None:
+        self._task: Any = None
+        self._value: Any = None
+        self._is_set = False
+        self._abandoned = False
+
+    def set(self, value: Any) -> None:
+        if self._is_set or self._abandoned:
+            return
+        self._value = value
+        self._is_set = True
+        if self._task is not None:
+            import outcome
+            import trio
+
+            trio.lowlevel.reschedule(self._task, outcome.Value(value))
+            self._task = None
+
+    async def wait(self) -> Any:
+        import trio
+
+        if self._is_set:
+            await trio.lowlevel.checkpoint()
+            return self._value
+        self._task = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> Any:
+            self._task = None
+            self._abandoned = True
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+class TrioBackend:
+    name = "trio"
+
+    def __init__(self) -> None:
+        import trio
+
+        self._trio = trio
+        self.token = trio.lowlevel.current_trio_token()
+        self._thread_id = threading.get_ident()
+        self.call_soon_threadsafe = self.token.run_sync_soon  # type: ignore[method-assign]
+
+    def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
+        self.token.run_sync_soon(fn, *args)
+
+    def is_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread_id
+
+    def create_waiter(self) -> Waiter:
+        return _TrioWaiter()
+
+    def spawner(self) -> Spawner:
+        return _TrioSpawner()
+
+    def run_cancellable(self, run: Any, awaitable: Awaitable[Any]) -> Awaitable[Any]:
+        return _run_cancellable_trio(run, awaitable)
+
+    async def checkpoint(self) -> None:
+        await self._trio.lowlevel.checkpoint()
+
+
+async def _await(coro: Coroutine[Any, Any, Any]) -> Any:
+    return await coro
+
+
+class _TrioSpawner:
+    def __init__(self) -> None:
+        import trio
+
+        self._manager = trio.open_nursery()
+        self._nursery: Any = None
+
+    async def __aenter__(self) -> _TrioSpawner:
+        self._nursery = await self._manager.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        if exc_info[0] is not None:
+            self._nursery.cancel_scope.cancel()
+        return await self._manager.__aexit__(*exc_info)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._nursery.start_soon(_await, coro)
+
+    def cancel(self) -> None:
+        self._nursery.cancel_scope.cancel()
+
+
+# --------------------------------------------------------------------------- detection
+
+_asyncio_backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioBackend] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def current_backend() -> AsyncioBackend | TrioBackend:
+    """The backend of the loop running in this thread (RuntimeError if none)."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        backend = _asyncio_backends.get(loop)
+        if backend is None:
+            backend = _asyncio_backends[loop] = AsyncioBackend(loop)
+        return backend
+    if "trio" in sys.modules:
+        var = _trio_backend_var()
+        try:
+            return var.get()  # type: ignore[no-any-return]
+        except (LookupError, RuntimeError):
+            pass
+        try:
+            backend_t = TrioBackend()
+        except RuntimeError:
+            pass
+        else:
+            var.set(backend_t)
+            return backend_t
+    raise RuntimeError(
+        "this needs a running event loop (asyncio or trio); "
+        "call it from async code, or use the blocking twin from sync code"
+    )
+
+
+_trio_var: Any = None
+
+
+def _trio_backend_var() -> Any:
+    global _trio_var
+    if _trio_var is None:
+        import trio
+
+        _trio_var = trio.lowlevel.RunVar("taskrun_backend")
+    return _trio_var
+
+
+def in_event_loop_thread() -> bool:
+    """True when an asyncio or trio loop is running in the calling thread."""
+    if asyncio._get_running_loop() is not None:
+        return True
+    if "trio" in sys.modules:
+        import trio
+
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            return False
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------- run cancellation
+
+
+class RunCancelledSignal(Exception):
+    """Raised inside the engine when the run itself (not its host) was cancelled."""
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """True for the cancellation exception of asyncio or trio."""
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    if "trio" in sys.modules:
+        import trio
+
+        return isinstance(exc, trio.Cancelled)
+    return False
+
+
+async def _run_cancellable_asyncio(run: Any, awaitable: Awaitable[Any]) -> Any:
+    task = asyncio.current_task()
+    assert task is not None
+    canceller = _AsyncioCanceller(task)
+    run._cancel_hook = canceller.cancel
+    try:
+        if run._cancel_requested:
+            raise RunCancelledSignal
+        value = await awaitable
+    except BaseException as exc:
+        if canceller.cancelled_caught(exc):
+            raise RunCancelledSignal from None
+        raise
+    finally:
+        run._cancel_hook = None
+        _close_if_unstarted(awaitable)
+    if canceller._requested:
+        # The cancel came while this task was running, so asyncio will deliver it
+        # at the next await: take it here, where it belongs.
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            canceller.cancelled_caught(asyncio.CancelledError())
+        raise RunCancelledSignal
+    return value
+
+
+async def _run_cancellable_trio(run: Any, awaitable: Awaitable[Any]) -> Any:
+    import trio
+
+    scope = trio.CancelScope()
+    run._cancel_hook = scope.cancel
+    try:
+        if run._cancel_requested:
+            raise RunCancelledSignal
+        with scope:
+            return await awaitable
+    finally:
+        run._cancel_hook = None
+        _close_if_unstarted(awaitable)
+        if scope.cancelled_caught:
+            raise RunCancelledSignal
+
+
+def _close_if_unstarted(awaitable: Any) -> None:
+    """Close a coroutine that was never started, so it is not reported as never awaited."""
+    if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+        awaitable.close()

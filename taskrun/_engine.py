@@ -1,0 +1,495 @@
+"""The engine: runs *one* task run as a coroutine.
+
+It resolves inputs (futures nested in parameters, ``wait_for``), applies the
+upstream-failure rule, moves the run through its states, runs the body (async
+bodies awaited on the loop, sync bodies handed to an executor), retries with
+delays, enforces timeouts, calls hooks, and finishes the future. It does not
+know which runner called it: everything it needs from the outside world is an
+*executor* (see :class:`Executor`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import random
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import _printing
+from ._core._backend import RunCancelledSignal, is_cancellation
+from ._resolve import collect_futures, replace_futures
+from .context import TaskRunContext, current_run, flow_log_prints, run_logger_for
+from .exceptions import TaskRunTimeout, UpstreamTaskError
+from .futures import TaskFuture
+from .states import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    NotReady,
+    Running,
+    Scheduled,
+    State,
+    StateType,
+)
+
+if TYPE_CHECKING:
+    from ._core._dispatch import Dispatcher
+
+
+class AttemptTimedOut(Exception):
+    """Raised by an executor when a sync body ran past the timeout."""
+
+
+class Executor(Protocol):
+    """What the engine needs from its surroundings to run one attempt."""
+
+    async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any: ...
+
+    async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
+                        kwargs: dict[str, Any], timeout: float | None) -> Any: ...
+
+    async def sleep(self, run: TaskRunContext, seconds: float) -> None: ...
+
+    async def call_user(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+
+# ---------------------------------------------------------------------- admission
+
+_ATOMS = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+class _Dependencies:
+    """Done callback counting a run's unfinished inputs; re-admits it at zero."""
+
+    __slots__ = ("_dispatcher", "_run", "_lock")
+
+    def __init__(self, dispatcher: Dispatcher, run: TaskRunContext) -> None:
+        self._dispatcher = dispatcher
+        self._run = run
+        self._lock = threading.Lock()
+
+    def __call__(self, _: TaskFuture[Any]) -> None:
+        with self._lock:
+            self._run._deps_left -= 1
+            ready = self._run._deps_left == 0
+        if ready:
+            self._dispatcher.call_soon(admit, self._dispatcher, self._run)
+
+
+def admit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
+    """(loop thread) Offer the run once its inputs are final, or end it as NotReady."""
+    if run._cancel_requested:
+        dispatcher.finished(run)
+        return
+    params = run.parameters
+    if run.wait_for is None and all(type(v) in _ATOMS for v in params.values()):
+        dispatcher.offer(run)
+        return
+    upstream = collect_futures(params, run.wait_for)
+    pending = [f for f, _ in upstream if not f._final]
+    if pending:
+        run._deps_left = len(pending)
+        counter = _Dependencies(dispatcher, run)
+        for f in pending:
+            f.add_done_callback(counter)
+        return
+    problem = upstream_problem(upstream)
+    if problem is not None:
+        finish_not_ready(run, problem)
+        dispatcher.finished(run)
+        return
+    if upstream:
+        record_dependencies(run, upstream)
+        run.parameters = replace_futures(params, value_of)
+    dispatcher.offer(run)
+
+
+def upstream_problem(upstream: list[tuple[TaskFuture[Any], bool]]) -> str | None:
+    """The NotReady message when an input that may not fail did not complete."""
+    for future, allowed in upstream:
+        if not allowed and not future._state.is_completed():
+            state = future._state
+            detail = f": {state.message}" if state.message else ""
+            return f"upstream run {future._run.task_run_name if future._run else '?'!r} " \
+                   f"ended {state.name}{detail}"
+    return None
+
+
+def value_of(future: TaskFuture[Any], allowed: bool) -> Any:
+    state = future._state
+    if state.type is StateType.COMPLETED:
+        return state.data
+    return state.exception()
+
+
+def record_dependencies(run: TaskRunContext, upstream: list[tuple[TaskFuture[Any], bool]]) -> None:
+    for name, value in run.parameters.items():
+        found = collect_futures(value)
+        if found:
+            run.dependencies.setdefault(name, set()).update(f.task_run_id for f, _ in found)
+    if run.wait_for is not None:
+        found = collect_futures(list(run.wait_for))
+        if found:
+            run.dependencies.setdefault("wait_for", set()).update(f.task_run_id for f, _ in found)
+
+
+def finish_not_ready(run: TaskRunContext, message: str) -> None:
+    if run.future is not None:
+        run.future._finish(NotReady(message))
+
+
+def finish_cancelled(run: TaskRunContext) -> None:
+    """End a run that was cancelled before it started."""
+    if run.future is not None:
+        run.future._finish(Cancelled("the run was cancelled before it started"))
+
+
+# ---------------------------------------------------------------------- execution
+
+
+async def execute(dispatcher: Dispatcher, run: TaskRunContext) -> None:
+    """(slot worker, inside the run's context) Run an admitted run to its end."""
+    with dispatcher.cancel_lock:
+        if run._cancel_requested:
+            return
+        run._started = True
+    current_run.set(run)
+    await drive(run, dispatcher.executor)
+
+
+async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
+    """Run every attempt of ``run`` and return its final state (finishing its future)."""
+    task = run.task
+    future = run.future
+    run._start_time = time.time()
+    log_prints = task.log_prints
+    run._log_prints = flow_log_prints.get() if log_prints is None else log_prints
+    if run._log_prints:
+        _printing.install()
+    state: State[Any] = Running()
+    if future is not None:
+        future._set_state(state)
+    try:
+        if task.on_running:
+            await _call_hooks(task.on_running, run, state, ex)
+        args, kwargs = task._call_args(run.parameters)
+        while True:
+            run.attempt += 1
+            state = await _attempt(run, args, kwargs, ex)
+            if not _should_retry(run, state):
+                break
+            if task.retry_condition_fn is not None:
+                verdict = await _call_checked(ex, task.retry_condition_fn, task, run, state)
+                if not verdict:
+                    break
+            delay = task._retry_delay(run.attempt)
+            if future is not None:
+                future._set_state(Scheduled(
+                    "AwaitingRetry", f"attempt {run.attempt} {state.name}; retrying in {delay:g} s"
+                ))
+            try:
+                await ex.sleep(run, delay)
+            except RunCancelledSignal:
+                state = Cancelled()
+                break
+            if run._cancel_requested:
+                state = Cancelled()
+                break
+            if future is not None:
+                future._set_state(Running("Retrying", f"attempt {run.attempt + 1}"))
+    except BaseException as exc:
+        state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
+        run._end_time = time.time()
+        if future is not None:
+            future._finish(state)
+        raise
+    run._end_time = time.time()
+    if state.type is StateType.COMPLETED:
+        if task.on_completion:
+            await _call_hooks(task.on_completion, run, state, ex)
+    elif state.type in (StateType.FAILED, StateType.CRASHED) and task.on_failure:
+        await _call_hooks(task.on_failure, run, state, ex)
+    if future is not None:
+        future._finish(state)
+    return state
+
+
+def _should_retry(run: TaskRunContext, state: State[Any]) -> bool:
+    return (
+        state.type is StateType.FAILED
+        and run.attempt <= run.task.retries
+        and not run._cancel_requested
+    )
+
+
+async def _attempt(run: TaskRunContext, args: tuple[Any, ...], kwargs: dict[str, Any],
+                   ex: Executor) -> State[Any]:
+    task = run.task
+    timeout = task.timeout_seconds
+    try:
+        if task.isasync:
+            coro = task.fn(*args, **kwargs)
+            if timeout is None:
+                value = await ex.call_async(run, coro)
+            else:
+                import anyio
+
+                with anyio.move_on_after(timeout) as scope:
+                    value = await ex.call_async(run, coro)
+                if scope.cancelled_caught:
+                    raise AttemptTimedOut
+        else:
+            value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
+        return Completed(value)
+    except RunCancelledSignal:
+        return Cancelled()
+    except AttemptTimedOut:
+        run._timed_out_attempt = run.attempt
+        error = TaskRunTimeout(f"task run {run.task_run_name!r} timed out after {timeout} s")
+        return Failed(error, name="TimedOut")
+    except Exception as exc:
+        return Failed(exc)
+    except BaseException as exc:
+        if is_cancellation(exc):
+            raise
+        return Crashed(exc)
+
+
+async def _call_checked(ex: Executor, fn: Callable[..., Any], *args: Any) -> Any:
+    return await ex.call_user(fn, *args)
+
+
+async def _call_hooks(hooks: list[Callable[..., Any]], run: TaskRunContext, state: State[Any],
+                      ex: Executor) -> None:
+    for hook in hooks:
+        try:
+            await ex.call_user(hook, run.task, run, state)
+        except Exception:
+            run_logger_for(run).exception(
+                "hook %r raised; the run's state is unchanged", getattr(hook, "__name__", hook)
+            )
+
+
+# ---------------------------------------------------------------------- executors
+
+
+class RunnerExecutor:
+    """Executor for runs of a runner: sync bodies go to the dispatcher's worker threads."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._backend = dispatcher.backend
+        self._pool = dispatcher.pool
+
+    async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
+        return await self._backend.run_cancellable(run, coro)
+
+    async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
+                        kwargs: dict[str, Any], timeout: float | None) -> Any:
+        from ._core._workers import Job
+
+        waiter = self._backend.create_waiter()
+        job = Job(waiter, contextvars.copy_context(), fn, args, kwargs)
+        if run._cancel_requested:
+            raise RunCancelledSignal
+        run._cancel_hook = job.cancel
+        self._pool.put(job)
+        try:
+            if timeout is None:
+                ok, value = await waiter.wait()
+            else:
+                import anyio
+
+                with anyio.move_on_after(timeout) as scope:
+                    ok, value = await waiter.wait()
+                if scope.cancelled_caught:
+                    job.abandoned = True
+                    raise AttemptTimedOut
+        except BaseException:
+            job.abandoned = True
+            raise
+        finally:
+            run._cancel_hook = None
+        if ok:
+            return value
+        if value is RunCancelledSignal:
+            job.abandoned = True
+            raise RunCancelledSignal
+        raise value
+
+    async def sleep(self, run: TaskRunContext, seconds: float) -> None:
+        import anyio
+
+        dispatcher = self._dispatcher
+        holder = run._slot_run or run
+        dispatcher.release(holder)
+        try:
+            await self._backend.run_cancellable(run, anyio.sleep(seconds))
+        finally:
+            await dispatcher.reacquire(holder)
+
+    async def call_user(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args)
+        ok, value = await self._dispatcher.call_in_thread(fn, args, {}, contextvars.copy_context())
+        if not ok:
+            raise value
+        if inspect.isawaitable(value):
+            return await value
+        return value
+
+
+class InlineExecutor:
+    """Executor for a direct call of a sync task: everything in the calling thread.
+
+    The engine never suspends under this executor, so :func:`drive_inline` can
+    step it to the end without an event loop.
+    """
+
+    async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
+        coro.close()
+        raise RuntimeError("an async body cannot run inline")
+
+    async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
+                        kwargs: dict[str, Any], timeout: float | None) -> Any:
+        if timeout is None:
+            return fn(*args, **kwargs)
+        return _call_with_thread_timeout(fn, args, kwargs, timeout)
+
+    async def sleep(self, run: TaskRunContext, seconds: float) -> None:
+        time.sleep(seconds)
+
+    async def call_user(self, fn: Callable[..., Any], *args: Any) -> Any:
+        value = fn(*args)
+        if inspect.isawaitable(value):
+            return _run_coroutine_elsewhere(value)
+        return value
+
+
+class DirectAsyncExecutor:
+    """Executor for a direct call of an async task, on the caller's loop."""
+
+    async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
+        return await coro
+
+    async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
+                        kwargs: dict[str, Any], timeout: float | None) -> Any:
+        return fn(*args, **kwargs)
+
+    async def sleep(self, run: TaskRunContext, seconds: float) -> None:
+        import anyio
+
+        await anyio.sleep(seconds)
+
+    async def call_user(self, fn: Callable[..., Any], *args: Any) -> Any:
+        value = fn(*args)
+        if inspect.isawaitable(value):
+            return await value
+        return value
+
+
+def _call_with_thread_timeout(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                              timeout: float) -> Any:
+    """Run ``fn`` on a helper thread and stop waiting after ``timeout`` seconds."""
+    box: list[tuple[bool, Any]] = []
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            box.append((True, context.run(fn, *args, **kwargs)))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box.append((False, exc))
+
+    thread = threading.Thread(target=target, name="taskrun-timeout", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not box:
+        raise AttemptTimedOut
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
+
+
+def _run_coroutine_elsewhere(awaitable: Any) -> Any:
+    """Run an awaitable returned by a sync-world hook on a fresh loop in a helper thread."""
+    import asyncio
+
+    box: list[tuple[bool, Any]] = []
+
+    async def wrapper() -> Any:
+        return await awaitable
+
+    def target() -> None:
+        try:
+            box.append((True, asyncio.run(wrapper())))
+        except BaseException as exc:  # noqa: BLE001
+            box.append((False, exc))
+
+    thread = threading.Thread(target=target, name="taskrun-hook")
+    thread.start()
+    thread.join()
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
+
+
+def drive_inline(run: TaskRunContext) -> State[Any]:
+    """Run a sync task's run to its end in this thread (no event loop needed)."""
+    coro = drive(run, InlineExecutor())
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("internal error: the inline engine tried to suspend")
+
+
+# ---------------------------------------------------------------------- direct-call inputs
+
+
+def resolve_inputs_blocking(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Wait for futures in ``parameters`` (blocking) and replace them with values."""
+    upstream = collect_futures(parameters)
+    if not upstream:
+        return parameters
+    from .futures import _wait_many
+
+    _wait_many([f for f, _ in upstream], None, stop_on_failure=False)
+    return _checked_replace(parameters)
+
+
+async def resolve_inputs_async(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Await futures in ``parameters`` and replace them with values."""
+    upstream = collect_futures(parameters)
+    if not upstream:
+        return parameters
+    from .futures import _wait_many_async
+
+    await _wait_many_async([f for f, _ in upstream], None, stop_on_failure=False)
+    return _checked_replace(parameters)
+
+
+def _checked_replace(parameters: dict[str, Any]) -> dict[str, Any]:
+    while True:
+        upstream = collect_futures(parameters)
+        if all(f._final for f, _ in upstream):
+            break
+        from .futures import _wait_many
+
+        _wait_many([f for f, _ in upstream], None, stop_on_failure=False)
+    problem = upstream_problem(upstream)
+    if problem is not None:
+        raise UpstreamTaskError(problem)
+    return replace_futures(parameters, value_of)  # type: ignore[no-any-return]
+
+
+def jittered(delay: float, jitter: float | None) -> float:
+    if not jitter or delay <= 0:
+        return delay
+    return max(0.0, random.uniform(delay * (1 - jitter), delay * (1 + jitter)))

@@ -1,0 +1,137 @@
+"""Splitting ``map`` parameters into one parameters dict per run."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ._core._backend import in_event_loop_thread
+from .annotations import BaseAnnotation, unmapped
+from .exceptions import MappingLengthMismatch, MappingMissingIterable
+from .futures import TaskFuture
+
+
+def is_mappable(value: Any) -> bool:
+    """Iterables are mapped over, except text, bytes, mappings and file objects."""
+    if isinstance(value, (str, bytes, bytearray, Mapping, io.IOBase)):
+        return False
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _future_value(name: str, future: TaskFuture[Any]) -> Any:
+    if not future.done() and in_event_loop_thread():
+        raise RuntimeError(
+            f"map() was given an unfinished future for parameter {name!r} and cannot wait "
+            "for it on the event loop thread; `await` that future first, then map over its result"
+        )
+    return future.result()
+
+
+def _classify(name: str, value: Any) -> tuple[bool, Any, type[BaseAnnotation[Any]] | None]:
+    """(mapped?, value-or-iterable, annotation type to re-wrap each item in)."""
+    if isinstance(value, unmapped):
+        return False, value.unwrap(), None
+    wrapper: type[BaseAnnotation[Any]] | None = None
+    inner = value
+    if isinstance(value, BaseAnnotation):
+        wrapper, inner = type(value), value.unwrap()
+    if isinstance(inner, TaskFuture):
+        inner = _future_value(name, inner)
+    if is_mappable(inner):
+        return True, inner, wrapper
+    return False, value, None
+
+
+def split_parameters(task_name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """One parameters dict per run; raises on missing iterables or length mismatch."""
+    static: dict[str, Any] = {}
+    mapped: dict[str, tuple[list[Any], type[BaseAnnotation[Any]] | None]] = {}
+    for name, value in parameters.items():
+        is_mapped, inner, wrapper = _classify(name, value)
+        if is_mapped:
+            mapped[name] = (list(inner), wrapper)
+        else:
+            static[name] = inner
+    if not mapped:
+        raise MappingMissingIterable(
+            f"map() of task {task_name!r} got no iterable parameter (parameters: {sorted(parameters)}); "
+            "pass at least one list, tuple, range or generator, or use submit() for a single run"
+        )
+    lengths = {name: len(values) for name, (values, _) in mapped.items()}
+    if len(set(lengths.values())) > 1:
+        raise MappingLengthMismatch(
+            f"map() of task {task_name!r} got iterables of different lengths {lengths}; "
+            "make them the same length, or wrap values meant for every run in unmapped()"
+        )
+    count = next(iter(lengths.values()))
+    if len(mapped) == 1 and not static:
+        ((name, (values, wrapper)),) = mapped.items()
+        if wrapper is None:
+            return [{name: v} for v in values]
+        return [{name: wrapper(v)} for v in values]
+    order = list(parameters)
+    runs = []
+    for i in range(count):
+        params: dict[str, Any] = {}
+        for name in order:
+            if name in mapped:
+                values, wrapper = mapped[name]
+                params[name] = values[i] if wrapper is None else wrapper(values[i])
+            else:
+                params[name] = static[name]
+        runs.append(params)
+    return runs
+
+
+def stream_parameters(task_name: str, parameters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Like :func:`split_parameters`, consuming the iterables lazily."""
+    static: dict[str, Any] = {}
+    mapped: dict[str, tuple[Iterator[Any], type[BaseAnnotation[Any]] | None]] = {}
+    for name, value in parameters.items():
+        is_mapped, inner, wrapper = _classify(name, value)
+        if is_mapped:
+            mapped[name] = (iter(inner), wrapper)
+        else:
+            static[name] = inner
+    if not mapped:
+        raise MappingMissingIterable(
+            f"imap() of task {task_name!r} got no iterable parameter (parameters: {sorted(parameters)}); "
+            "pass at least one iterable"
+        )
+    return _zip_strict(task_name, list(parameters), static, mapped)
+
+
+_END: Any = object()
+
+
+def _zip_strict(task_name: str, order: list[str], static: dict[str, Any],
+                mapped: dict[str, tuple[Iterator[Any], Any]]) -> Iterator[dict[str, Any]]:
+    index = 0
+    while True:
+        items = {name: next(it, _END) for name, (it, _) in mapped.items()}
+        ended = [name for name, v in items.items() if v is _END]
+        if ended:
+            if len(ended) != len(items):
+                raise MappingLengthMismatch(
+                    f"imap() of task {task_name!r}: iterable(s) {ended} ended after {index} items "
+                    f"while {sorted(set(items) - set(ended))} went on; make them the same length"
+                )
+            return
+        params: dict[str, Any] = {}
+        for name in order:
+            if name in mapped:
+                wrapper = mapped[name][1]
+                params[name] = items[name] if wrapper is None else wrapper(items[name])
+            else:
+                params[name] = static[name]
+        index += 1
+        yield params
+
+
+def iter_unique(items: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(items))

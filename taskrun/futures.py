@@ -1,0 +1,654 @@
+"""Futures: handles to task runs, usable from sync and async code alike.
+
+A :class:`TaskFuture` is done when its run reaches a final state. Blocking calls
+(:meth:`~TaskFuture.wait`, :meth:`~TaskFuture.result`) work from any thread that
+is not running an event loop; awaiting (``await future``,
+:meth:`~TaskFuture.wait_async`, :meth:`~TaskFuture.result_async`) works on any
+asyncio or trio loop, in any thread.
+
+Cancellation: cancelling a coroutine that awaits a future stops the waiting only;
+the run itself goes on (call :meth:`TaskFuture.cancel` to cancel the run).
+
+Example::
+
+    with ThreadPoolTaskRunner() as runner:
+        future = runner.submit(add, {"x": 1, "y": 2})
+        assert future.result() == 3
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+
+from ._core._backend import current_backend, in_event_loop_thread
+from .context import TaskRunContext, current_run
+from .states import State, StateType
+
+if TYPE_CHECKING:
+    from ._core._backend import Backend
+
+R = TypeVar("R")
+F = TypeVar("F", bound="TaskFuture[Any]")
+
+logger = logging.getLogger("taskrun.futures")
+
+# One lock for every future's bookkeeping: the sections it guards are a few
+# attribute writes long, and a lock per future would cost more than it saves.
+_lock = threading.Lock()
+
+
+def check_timeout(timeout: float | None) -> None:
+    """Reject negative and NaN timeouts with a ValueError."""
+    if timeout is not None and not (timeout >= 0):
+        raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
+
+
+def _refuse_blocking_on_loop(what: str) -> None:
+    if in_event_loop_thread():
+        raise RuntimeError(
+            f"{what} would block the event loop running in this thread; "
+            f"use the async twin instead (e.g. `await future` or `await future.wait_async()`)"
+        )
+
+
+def _slot_holder() -> TaskRunContext | None:
+    run = current_run.get()
+    if run is None:
+        return None
+    holder = run._slot_run or run
+    if holder._holds_slot and holder._slots is not None:
+        return holder
+    return None
+
+
+class _BlockingWaiter:
+    """Releases a lock when called; a thread parks on the lock."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def __call__(self, _: Any = None) -> None:
+        try:
+            self._lock.release()
+        except RuntimeError:  # released already
+            pass
+
+    set = __call__
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._lock.acquire(timeout=-1 if timeout is None else timeout)
+
+
+class _LoopNotifier:
+    """Wakes one coroutine parked on a waiter of its own loop, from any thread."""
+
+    __slots__ = ("_backend", "_waiter")
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._waiter = backend.create_waiter()
+
+    def __call__(self, _: Any = None) -> None:
+        if self._backend.is_loop_thread():
+            self._waiter.set(None)
+        else:
+            self._backend.call_soon_threadsafe(self._waiter.set, None)
+
+    async def wait(self, timeout: float | None) -> None:
+        if timeout is None:
+            await self._waiter.wait()
+        else:
+            import anyio
+
+            with anyio.move_on_after(timeout):
+                await self._waiter.wait()
+
+
+def _block_until(register: Callable[[Callable[[Any], None]], None], timeout: float | None,
+                 unregister: Callable[[Callable[[Any], None]], None]) -> None:
+    """Park this thread until a callback fires, giving back the run's slot meanwhile."""
+    waiter = _BlockingWaiter()
+    register(waiter)
+    holder = _slot_holder()
+    if holder is not None:
+        holder._slots.release_threadsafe(holder)
+    try:
+        if not waiter.wait(timeout):
+            unregister(waiter)
+    finally:
+        if holder is not None:
+            holder._slots.reacquire_blocking(holder)
+
+
+async def _await_until(register: Callable[[Callable[[Any], None]], None], timeout: float | None,
+                       unregister: Callable[[Callable[[Any], None]], None]) -> None:
+    """Park this coroutine until a callback fires, giving back the run's slot meanwhile."""
+    backend = current_backend()
+    notifier = _LoopNotifier(backend)
+    register(notifier)
+    holder = _slot_holder()
+    if holder is not None and not holder._slots.is_own_loop():
+        holder = None
+    if holder is not None:
+        holder._slots.release(holder)
+    try:
+        await notifier.wait(timeout)
+    finally:
+        unregister(notifier)
+        if holder is not None:
+            await holder._slots.reacquire(holder)
+
+
+class TaskFuture(abc.ABC, Generic[R]):
+    """A handle to one task run.
+
+    Consumer methods: :attr:`state`, :meth:`done`, :meth:`wait`, :meth:`result`,
+    :meth:`add_done_callback`, :meth:`cancel`, ``await future``,
+    :meth:`wait_async`, :meth:`result_async`. By the time a wait returns or a
+    callback is called, the run's hooks have run and :attr:`state` is final.
+
+    Example::
+
+        future = add.submit(1, 2)
+        future.wait()
+        print(future.state.name, future.result())
+    """
+
+    __slots__ = ("_state", "_final", "_callbacks", "_run", "__weakref__")
+
+    def __init__(self, run: TaskRunContext | None, state: State[Any] | None = None) -> None:
+        self._run = run
+        self._state: State[Any] = state if state is not None else State(StateType.PENDING)
+        self._final = False
+        self._callbacks: list[Callable[[Any], None]] | None = None
+
+    # ------------------------------------------------------------------ consumer side
+
+    @property
+    def task_run_id(self) -> uuid.UUID:
+        """The id of the run this future stands for."""
+        assert self._run is not None
+        return self._run.task_run_id
+
+    @property
+    def state(self) -> State[R]:
+        """The run's current state; never blocks."""
+        return self._state
+
+    def done(self) -> bool:
+        """True once the run is in a final state; never blocks."""
+        return self._final
+
+    def add_done_callback(self, fn: Callable[[TaskFuture[R]], object]) -> None:
+        """Call ``fn(future)`` once, when the run is final (at once if it is already).
+
+        The callback runs in the thread that finishes the run (the runner's loop
+        thread, usually): keep it short. An exception it raises is logged.
+        """
+        with _lock:
+            if not self._final:
+                if self._callbacks is None:
+                    self._callbacks = [fn]
+                else:
+                    self._callbacks.append(fn)
+                return
+        _call_callback(fn, self)
+
+    def _remove_done_callback(self, fn: Callable[[Any], object]) -> None:
+        with _lock:
+            if self._callbacks is not None:
+                try:
+                    self._callbacks.remove(fn)
+                except ValueError:
+                    pass
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the run is final, or ``timeout`` seconds pass (no error then).
+
+        Raises :class:`RuntimeError` on a thread running an event loop: await
+        :meth:`wait_async` there. Inside a run, the run's slot is given back while
+        it waits.
+        """
+        check_timeout(timeout)
+        if self._final:
+            return
+        _refuse_blocking_on_loop("future.wait()")
+        _block_until(self.add_done_callback, timeout, self._remove_done_callback)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
+        """Block until the run is final and return its value.
+
+        Raises the task's own exception if it failed (or returns it with
+        ``raise_on_failure=False``), and :class:`TimeoutError` when ``timeout``
+        passes first.
+        """
+        self.wait(timeout)
+        if not self._final:
+            raise TimeoutError(f"the run was not finished after {timeout} s (state: {self._state.name})")
+        return self._state.result(raise_on_failure)  # type: ignore[return-value]
+
+    async def wait_async(self, timeout: float | None = None) -> None:
+        """Wait for the run without blocking the loop (asyncio or trio, any thread).
+
+        Always yields to the loop once, even when the run is already done.
+        Cancelling the caller stops the waiting, not the run.
+        """
+        check_timeout(timeout)
+        if self._final:
+            await current_backend().checkpoint()
+            return
+        await _await_until(self.add_done_callback, timeout, self._remove_done_callback)
+
+    async def result_async(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
+        """Await the run and return its value; the async twin of :meth:`result`."""
+        await self.wait_async(timeout)
+        if not self._final:
+            raise TimeoutError(f"the run was not finished after {timeout} s (state: {self._state.name})")
+        return self._state.result(raise_on_failure)  # type: ignore[return-value]
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self.result_async().__await__()
+
+    def cancel(self) -> bool:
+        """Ask for the run to be cancelled.
+
+        A run that has not started is cancelled at once. A running async body is
+        cancelled at its next ``await``. A running sync body cannot be stopped: its
+        future finishes ``Cancelled`` promptly, ``cancel_requested()`` turns true
+        in its context, and its thread is reclaimed when the function returns.
+        Returns False when the run was already final.
+        """
+        if self._final:
+            return False
+        return self._request_cancel()
+
+    @abc.abstractmethod
+    def _request_cancel(self) -> bool:
+        """Deliver a cancel request to whatever executes the run."""
+
+    # ------------------------------------------------------------------ producer side
+
+    def _set_state(self, state: State[Any]) -> None:
+        """Record a non-final state."""
+        self._state = state
+
+    def _finish(self, state: State[Any]) -> bool:
+        """Record the final state and call the callbacks; False if it was final already."""
+        with _lock:
+            if self._final:
+                return False
+            self._state = state
+            self._final = True
+            callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for fn in callbacks:
+                _call_callback(fn, self)
+        return True
+
+    def __repr__(self) -> str:
+        name = self._run.task_run_name if self._run is not None else "?"
+        return f"<{type(self).__name__} {name!r} state={self._state.name}>"
+
+
+def _call_callback(fn: Callable[[Any], object], future: TaskFuture[Any]) -> None:
+    try:
+        fn(future)
+    except Exception:
+        logger.exception("done callback %r of %r raised", fn, future)
+
+
+class ConcurrentFuture(TaskFuture[R]):
+    """The future of the thread and process pool runners.
+
+    Example::
+
+        future = runner.submit(add, {"x": 1, "y": 2})
+        assert isinstance(future.wrapped_future, concurrent.futures.Future)
+    """
+
+    __slots__ = ("_wrapped",)
+
+    def __init__(self, run: TaskRunContext | None, state: State[Any] | None = None) -> None:
+        super().__init__(run, state)
+        self._wrapped: concurrent.futures.Future[R] | None = None
+
+    @property
+    def wrapped_future(self) -> concurrent.futures.Future[R]:
+        """A :class:`concurrent.futures.Future` that mirrors this run's outcome.
+
+        Made on first access (so runs nobody asks about do not pay for one); it
+        completes with the value, or the exception, when the run is final.
+        """
+        with _lock:
+            wrapped = self._wrapped
+            if wrapped is None:
+                wrapped = self._wrapped = concurrent.futures.Future()
+                wrapped.set_running_or_notify_cancel()
+                mirror = True
+            else:
+                mirror = False
+        if mirror:
+            self.add_done_callback(_mirror_into(wrapped))
+        return wrapped
+
+    def _request_cancel(self) -> bool:
+        run = self._run
+        if run is None or run._slots is None:
+            return False
+        return run._slots.request_cancel(run)  # type: ignore[no-any-return]
+
+
+def _mirror_into(wrapped: concurrent.futures.Future[Any]) -> Callable[[TaskFuture[Any]], None]:
+    def mirror(future: TaskFuture[Any]) -> None:
+        state = future.state
+        if state.is_completed():
+            wrapped.set_result(state.data)
+        else:
+            wrapped.set_exception(state.exception() or RuntimeError(state.name))
+
+    return mirror
+
+
+class _Countdown:
+    """A done callback counting unfinished futures down; fires its waiter at zero
+    (or at the first failure, when asked to)."""
+
+    __slots__ = ("_remaining", "_lock", "_stop_on_failure", "_fire", "failed")
+
+    def __init__(self, remaining: int, stop_on_failure: bool, fire: Callable[[Any], None]) -> None:
+        self._remaining = remaining
+        self._lock = threading.Lock()
+        self._stop_on_failure = stop_on_failure
+        self._fire = fire
+        self.failed: TaskFuture[Any] | None = None
+
+    def __call__(self, future: TaskFuture[Any]) -> None:
+        with self._lock:
+            self._remaining -= 1
+            fire = self._remaining == 0
+            if self._stop_on_failure and self.failed is None and not future.state.is_completed():
+                self.failed = future
+                fire = True
+        if fire:
+            self._fire(None)
+
+
+def _unfinished(futures: Iterable[TaskFuture[Any]]) -> list[TaskFuture[Any]]:
+    seen: set[int] = set()
+    out = []
+    for f in futures:
+        if not f._final and id(f) not in seen:
+            seen.add(id(f))
+            out.append(f)
+    return out
+
+
+def _first_failure(futures: Iterable[TaskFuture[Any]]) -> TaskFuture[Any] | None:
+    for f in futures:
+        if f._final and not f._state.is_completed():
+            return f
+    return None
+
+
+def _wait_many(futures: list[TaskFuture[Any]], timeout: float | None, stop_on_failure: bool) -> None:
+    pending = _unfinished(futures)
+    if not pending or (stop_on_failure and _first_failure(futures) is not None):
+        return
+    _refuse_blocking_on_loop("waiting for futures")
+
+    def register(fire: Callable[[Any], None]) -> None:
+        countdown = _Countdown(len(pending), stop_on_failure, fire)
+        holder[0] = countdown
+        for f in pending:
+            f.add_done_callback(countdown)
+
+    def unregister(_: Any) -> None:
+        for f in pending:
+            f._remove_done_callback(holder[0])
+
+    holder: list[Any] = [None]
+    _block_until(register, timeout, unregister)
+
+
+async def _wait_many_async(futures: list[TaskFuture[Any]], timeout: float | None,
+                           stop_on_failure: bool) -> None:
+    pending = _unfinished(futures)
+    if not pending or (stop_on_failure and _first_failure(futures) is not None):
+        await current_backend().checkpoint()
+        return
+    holder: list[Any] = [None]
+
+    def register(fire: Callable[[Any], None]) -> None:
+        countdown = _Countdown(len(pending), stop_on_failure, fire)
+        holder[0] = countdown
+        for f in pending:
+            f.add_done_callback(countdown)
+
+    def unregister(_: Any) -> None:
+        if any(not f._final for f in pending):
+            for f in pending:
+                f._remove_done_callback(holder[0])
+
+    await _await_until(register, timeout, unregister)
+
+
+def _results(futures: list[TaskFuture[Any]], timeout: float | None, raise_on_failure: bool) -> list[Any]:
+    failed = _first_failure(futures) if raise_on_failure else None
+    if failed is not None:
+        failed._state.result(True)
+    for f in futures:
+        if not f._final:
+            unfinished = sum(1 for g in futures if not g._final)
+            raise TimeoutError(f"{unfinished} of {len(futures)} runs were not finished after {timeout} s")
+    return [f._state.result(raise_on_failure) for f in futures]
+
+
+class FutureList(list[F]):
+    """The futures returned by ``map``, in input order.
+
+    Example::
+
+        futures = double.map([1, 2, 3])
+        assert futures.result() == [2, 4, 6]
+    """
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every run is final, or ``timeout`` passes."""
+        check_timeout(timeout)
+        _wait_many(list(self), timeout, stop_on_failure=False)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[Any]:
+        """Values in input order; raises the first failure as soon as it happens."""
+        check_timeout(timeout)
+        futures = list(self)
+        _wait_many(futures, timeout, stop_on_failure=raise_on_failure)
+        return _results(futures, timeout, raise_on_failure)
+
+    async def wait_async(self, timeout: float | None = None) -> None:
+        """Await every run, without blocking the loop."""
+        check_timeout(timeout)
+        await _wait_many_async(list(self), timeout, stop_on_failure=False)
+
+    async def result_async(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[Any]:
+        """The async twin of :meth:`result`."""
+        check_timeout(timeout)
+        futures = list(self)
+        await _wait_many_async(futures, timeout, stop_on_failure=raise_on_failure)
+        return _results(futures, timeout, raise_on_failure)
+
+
+class DoneAndNotDoneFutures(NamedTuple):
+    """What :func:`wait` returns."""
+
+    done: set[TaskFuture[Any]]
+    not_done: set[TaskFuture[Any]]
+
+
+def _split(futures: list[TaskFuture[Any]]) -> DoneAndNotDoneFutures:
+    done = {f for f in futures if f._final}
+    return DoneAndNotDoneFutures(done, {f for f in futures if not f._final})
+
+
+def wait(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> DoneAndNotDoneFutures:
+    """Block until all futures are final or ``timeout`` passes; returns (done, not_done).
+
+    Example::
+
+        done, not_done = wait(futures, timeout=5)
+    """
+    check_timeout(timeout)
+    futures = list(futures)
+    _wait_many(futures, timeout, stop_on_failure=False)
+    return _split(futures)
+
+
+async def wait_async(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> DoneAndNotDoneFutures:
+    """The async twin of :func:`wait`."""
+    check_timeout(timeout)
+    futures = list(futures)
+    await _wait_many_async(futures, timeout, stop_on_failure=False)
+    return _split(futures)
+
+
+def as_completed(futures: Iterable[TaskFuture[F]] | Iterable[Any], timeout: float | None = None) -> Iterator[Any]:
+    """Yield each future as it finishes (finished ones first).
+
+    Raises :class:`TimeoutError`, naming how many are unfinished, when
+    ``timeout`` passes first.
+
+    Example::
+
+        for future in as_completed(futures):
+            print(future.result())
+    """
+    check_timeout(timeout)
+    unique = list(dict.fromkeys(futures))
+    return _as_completed(unique, timeout)
+
+
+def _as_completed(unique: list[TaskFuture[Any]], timeout: float | None) -> Iterator[TaskFuture[Any]]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    finished: queue.SimpleQueue[TaskFuture[Any]] = queue.SimpleQueue()
+    pending = 0
+    for f in unique:
+        if f._final:
+            yield f
+        else:
+            pending += 1
+            f.add_done_callback(finished.put)
+    if pending:
+        _refuse_blocking_on_loop("as_completed()")
+    while pending:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            f = finished.get(timeout=remaining)
+        except queue.Empty:
+            raise TimeoutError(f"{pending} (of {len(unique)}) futures unfinished after {timeout} s") from None
+        pending -= 1
+        yield f
+
+
+async def as_completed_async(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> AsyncIterator[TaskFuture[Any]]:
+    """Async iterator yielding each future as it finishes.
+
+    Example::
+
+        async for future in as_completed_async(futures):
+            print(await future)
+    """
+    import anyio
+
+    check_timeout(timeout)
+    unique = list(dict.fromkeys(futures))
+    backend = current_backend()
+    finished: list[TaskFuture[Any]] = []
+    notifier_box: list[_LoopNotifier] = [_LoopNotifier(backend)]
+    guard = threading.Lock()
+
+    def on_done(f: TaskFuture[Any]) -> None:
+        with guard:
+            finished.append(f)
+            notifier = notifier_box[0]
+        notifier(None)
+
+    pending = 0
+    for f in unique:
+        if f._final:
+            yield f
+        else:
+            pending += 1
+            f.add_done_callback(on_done)
+    deadline = None if timeout is None else anyio.current_time() + timeout
+    while pending:
+        with guard:
+            batch, finished[:] = finished[:], []
+            if not batch:
+                notifier = notifier_box[0] = _LoopNotifier(backend)
+        if not batch:
+            remaining = None if deadline is None else max(0.0, deadline - anyio.current_time())
+            await notifier.wait(remaining)
+            with guard:
+                if not finished and deadline is not None and anyio.current_time() >= deadline:
+                    raise TimeoutError(f"{pending} (of {len(unique)}) futures unfinished after {timeout} s")
+            continue
+        for f in batch:
+            pending -= 1
+            yield f
+
+
+def _resolve(expr: Any, to_state: bool) -> Any:
+    from ._resolve import collect_futures, replace_futures
+
+    found = collect_futures(expr)
+    futures = [f for f, _ in found]
+    if any(not f._final for f in futures):
+        _refuse_blocking_on_loop("resolving futures")
+        _wait_many(futures, None, stop_on_failure=False)
+    if to_state:
+        return replace_futures(expr, lambda f, allowed: f.state, traverse_results=False)
+    return replace_futures(expr, lambda f, allowed: f.state.result(not allowed))
+
+
+def resolve_futures_to_states(expr: Any) -> Any:
+    """Replace every future nested in ``expr`` with its final state (blocks).
+
+    Example::
+
+        states = resolve_futures_to_states({"a": fut_a, "b": [fut_b]})
+    """
+    return _resolve(expr, to_state=True)
+
+
+def resolve_futures_to_results(expr: Any) -> Any:
+    """Replace every future nested in ``expr`` with its result (blocks; raises failures).
+
+    Example::
+
+        values = resolve_futures_to_results([fut_a, (fut_b, 3)])
+    """
+    return _resolve(expr, to_state=False)
+
+
+__all__ = [
+    "TaskFuture",
+    "ConcurrentFuture",
+    "FutureList",
+    "DoneAndNotDoneFutures",
+    "wait",
+    "wait_async",
+    "as_completed",
+    "as_completed_async",
+    "resolve_futures_to_states",
+    "resolve_futures_to_results",
+]

@@ -1,0 +1,521 @@
+"""Task runners: submit task runs, get futures back at once.
+
+A runner is used as a context manager, from sync code (``with``) or async code
+(``async with``); inside, it is the *current runner* that ``task.submit`` and
+``task.map`` use.
+
+Lifecycle: ``NEW --enter--> OPEN --exit--> CLOSED``. Submitting to a NEW runner,
+entering an OPEN one, or entering a CLOSED one (use :meth:`TaskRunner.duplicate`)
+raises :class:`RuntimeError`.
+
+Example::
+
+    from taskrun import ThreadPoolTaskRunner, task
+
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    with ThreadPoolTaskRunner(max_workers=4) as runner:
+        futures = runner.map(square, {"x": range(10)})
+        print(futures.result())
+"""
+
+from __future__ import annotations
+
+import abc
+import contextvars
+import enum
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from typing_extensions import Self
+
+from . import settings
+from ._core._backend import current_backend, in_event_loop_thread
+from ._core._dispatch import Dispatcher
+from ._core._workers import join_threads
+from ._mapping import split_parameters, stream_parameters
+from .context import TaskRunContext, current_runner, current_tags
+from .futures import ConcurrentFuture, FutureList, TaskFuture
+
+if TYPE_CHECKING:
+    from .tasks import Task
+
+F = TypeVar("F", bound=TaskFuture[Any])
+
+
+def _check_task(task: Any) -> Task[Any, Any]:
+    from .tasks import Task
+
+    if not isinstance(task, Task):
+        raise TypeError(f"runners take a Task (a function decorated with @task), got {task!r}")
+    return task
+
+
+class RunnerState(enum.Enum):
+    """Where a runner is in its life."""
+
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class TaskRunner(abc.ABC, Generic[F]):
+    """Base class of task runners.
+
+    Subclasses provide ``_open_sync``/``_close_sync``, ``_open_async``/``_close_async``,
+    ``_submit_runs`` and ``_cancel_all``; everything else (map, imap, the context
+    managers, the current-runner context) is shared.
+    """
+
+    def __init__(self) -> None:
+        self._state = RunnerState.NEW
+        self._token: contextvars.Token[Any] | None = None
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def name(self) -> str:
+        """Lower-case class name without ``taskrunner``: ``"threadpool"``."""
+        return type(self).__name__.lower().replace("taskrunner", "")
+
+    @abc.abstractmethod
+    def duplicate(self) -> Self:
+        """A new, unstarted runner with the same configuration."""
+
+    @abc.abstractmethod
+    def _config(self) -> tuple[Any, ...]:
+        """The configuration compared by ``==``."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self._config() == other._config()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._config()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(map(repr, self._config()))}) [{self._state.value}]"
+
+    # ------------------------------------------------------------------ submission
+
+    def _check_open(self) -> None:
+        if self._state is not RunnerState.OPEN:
+            if self._state is RunnerState.NEW:
+                raise RuntimeError(
+                    "Task runner is not started; enter it first: `with runner:` or `async with runner:`"
+                )
+            raise RuntimeError(
+                "Task runner is closed; use runner.duplicate() to get a fresh one with the same settings"
+            )
+
+    def _new_runs(self, task: Task[Any, Any], params_list: list[dict[str, Any]],
+                  wait_for: Iterable[Any] | None,
+                  dependencies: dict[str, set[Any]] | None = None) -> list[TaskRunContext]:
+        waits = list(wait_for) if wait_for is not None else None
+        tags = task.tags | current_tags.get()
+        context = contextvars.copy_context()
+        runs = []
+        for parameters in params_list:
+            run = TaskRunContext(task, parameters, tags, context.copy(), waits)
+            if dependencies:
+                for key, ids in dependencies.items():
+                    run.dependencies.setdefault(key, set()).update(ids)
+            runs.append(run)
+        return runs
+
+    @abc.abstractmethod
+    def _submit_runs(self, runs: list[TaskRunContext]) -> list[F]:
+        """Hand runs over for execution; one future per run, in order."""
+
+    def submit(self, task: Task[Any, Any], parameters: dict[str, Any],
+               wait_for: Iterable[TaskFuture[Any]] | None = None,
+               dependencies: dict[str, set[Any]] | None = None) -> F:
+        """Submit one run of ``task`` and return its future at once.
+
+        Futures anywhere in ``parameters`` are resolved before the run starts and
+        recorded in its ``dependencies``; ``wait_for`` futures must finish first.
+
+        Example::
+
+            future = runner.submit(add, {"x": 1, "y": 2})
+        """
+        self._check_open()
+        _check_task(task).check_parameters(parameters)
+        return self._submit_runs(self._new_runs(task, [parameters], wait_for, dependencies))[0]
+
+    def map(self, task: Task[Any, Any], parameters: dict[str, Any],
+            wait_for: Iterable[TaskFuture[Any]] | None = None) -> FutureList[F]:
+        """Submit one run per element of the iterable parameters.
+
+        Iterables are split; everything else (and ``unmapped(...)``) is passed to
+        every run. A future whose result is a list is mapped over. Raises
+        :class:`MappingLengthMismatch` or :class:`MappingMissingIterable`.
+
+        Example::
+
+            futures = runner.map(add, {"x": [1, 2, 3], "y": unmapped(10)})
+        """
+        self._check_open()
+        if not isinstance(parameters, dict):
+            raise TypeError(f"parameters must be a dict, got {type(parameters).__name__}")
+        params_list = split_parameters(_check_task(task).name, parameters)
+        if params_list:
+            task.check_parameters(params_list[0])
+        return FutureList(self._submit_runs(self._new_runs(task, params_list, wait_for)))
+
+    def _default_in_flight(self) -> int:
+        return 2 * int(getattr(self, "max_workers", 8))
+
+    def imap(self, task: Task[Any, Any], parameters: dict[str, Any], max_in_flight: int | None = None,
+             ordered: bool = True) -> Iterator[Any]:
+        """Streaming map for sync code: yields results, with at most ``max_in_flight``
+        runs alive (default: twice ``max_workers``).
+
+        Iterables (generators too) are read lazily. Results come in input order
+        when ``ordered``, else as they finish. A failed run raises when its
+        result is reached.
+
+        Example::
+
+            for value in runner.imap(square, {"x": range(1_000_000)}, max_in_flight=64):
+                total += value
+        """
+        self._check_open()
+        limit = self._check_in_flight(max_in_flight)
+        items = stream_parameters(_check_task(task).name, parameters)
+        return self._imap(task, items, limit, ordered)
+
+    def _check_in_flight(self, max_in_flight: int | None) -> int:
+        if max_in_flight is None:
+            return self._default_in_flight()
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be a whole number >= 1, got {max_in_flight!r}")
+        return max_in_flight
+
+    def _imap(self, task: Task[Any, Any], items: Iterator[dict[str, Any]], limit: int,
+              ordered: bool) -> Iterator[Any]:
+        import queue
+
+        in_flight: deque[F] = deque()
+        finished: queue.SimpleQueue[F] = queue.SimpleQueue()
+        exhausted = False
+        alive = 0
+        try:
+            while True:
+                while not exhausted and alive < limit:
+                    try:
+                        params = next(items)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    future = self.submit(task, params)
+                    alive += 1
+                    if ordered:
+                        in_flight.append(future)
+                    else:
+                        future.add_done_callback(finished.put)
+                if alive == 0:
+                    return
+                if ordered:
+                    future = in_flight.popleft()
+                    value = future.result()
+                else:
+                    if in_event_loop_thread():
+                        raise RuntimeError("imap() blocks; use `async for ... in runner.aimap(...)` here")
+                    value = finished.get().result()
+                alive -= 1
+                yield value
+        finally:
+            for f in in_flight:
+                f.cancel()
+
+    async def aimap(self, task: Task[Any, Any], parameters: dict[str, Any],
+                    max_in_flight: int | None = None, ordered: bool = True) -> AsyncIterator[Any]:
+        """The async-iterator twin of :meth:`imap`.
+
+        Example::
+
+            async for value in runner.aimap(square, {"x": range(100)}):
+                print(value)
+        """
+        from .futures import _LoopNotifier
+
+        self._check_open()
+        limit = self._check_in_flight(max_in_flight)
+        items = stream_parameters(_check_task(task).name, parameters)
+        in_flight: deque[F] = deque()
+        done: deque[F] = deque()
+        guard = threading.Lock()
+        notifier: list[Any] = [None]
+        backend = current_backend()
+
+        def on_done(f: F) -> None:
+            with guard:
+                done.append(f)
+                wake = notifier[0]
+                notifier[0] = None
+            if wake is not None:
+                wake(None)
+
+        exhausted = False
+        alive = 0
+        try:
+            while True:
+                while not exhausted and alive < limit:
+                    try:
+                        params = next(items)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    future = self.submit(task, params)
+                    alive += 1
+                    if ordered:
+                        in_flight.append(future)
+                    else:
+                        future.add_done_callback(on_done)
+                if alive == 0:
+                    return
+                if ordered:
+                    value = await in_flight.popleft().result_async()
+                else:
+                    while True:
+                        with guard:
+                            first = done.popleft() if done else None
+                            if first is None:
+                                waiter = notifier[0] = _LoopNotifier(backend)
+                        if first is not None:
+                            break
+                        await waiter.wait(None)
+                    value = first.result()
+                alive -= 1
+                yield value
+        finally:
+            for f in in_flight:
+                f.cancel()
+
+    # ------------------------------------------------------------------ cancellation
+
+    def cancel_all(self) -> None:
+        """Cancel every run of this runner that is not final yet."""
+        if self._state is RunnerState.OPEN:
+            self._cancel_all()
+
+    @abc.abstractmethod
+    def _cancel_all(self) -> None: ...
+
+    # ------------------------------------------------------------------ context managers
+
+    def _enter_state(self) -> None:
+        if self._state is RunnerState.OPEN:
+            raise RuntimeError(f"{type(self).__name__} is already entered; a runner can be entered once")
+        if self._state is RunnerState.CLOSED:
+            raise RuntimeError(
+                f"{type(self).__name__} was closed; use runner.duplicate() for a fresh one"
+            )
+
+    def __enter__(self) -> Self:
+        self._enter_state()
+        self._open_sync()
+        self._state = RunnerState.OPEN
+        self._token = current_runner.set(self)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._close_sync(failed=exc_type is not None)
+        finally:
+            self._state = RunnerState.CLOSED
+            self._reset_current()
+
+    async def __aenter__(self) -> Self:
+        self._enter_state()
+        await self._open_async()
+        self._state = RunnerState.OPEN
+        self._token = current_runner.set(self)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            await self._close_async(failed=exc_type is not None)
+        finally:
+            self._state = RunnerState.CLOSED
+            self._reset_current()
+
+    def _reset_current(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                current_runner.reset(token)
+            except ValueError:  # left from another context than it was entered in
+                current_runner.set(None)
+
+    @abc.abstractmethod
+    def _open_sync(self) -> None: ...
+
+    @abc.abstractmethod
+    def _close_sync(self, failed: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def _open_async(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _close_async(self, failed: bool) -> None: ...
+
+
+class LoopHost:
+    """An asyncio loop in a background thread, running one dispatcher for sync code.
+
+    Started by ``start`` (which returns once the dispatcher is open), stopped by
+    ``stop`` (which waits for every run, cancelling them first if asked, then
+    joins the loop thread and the worker threads).
+    """
+
+    def __init__(self, name: str, make_dispatcher: Any) -> None:
+        self._name = name
+        self._make_dispatcher = make_dispatcher
+        self.dispatcher: Dispatcher | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._stop_waiter: Any = None
+        self._threads: list[threading.Thread] = []
+        self._thread = threading.Thread(target=self._main, name=f"taskrun-{name}-loop", daemon=True)
+
+    def start(self) -> Dispatcher:
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        assert self.dispatcher is not None
+        return self.dispatcher
+
+    def _main(self) -> None:
+        import asyncio
+
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - reported to the thread that started us
+            if not self._started.is_set():
+                self._error = exc
+                self._started.set()
+            else:
+                raise
+
+    async def _serve(self) -> None:
+        dispatcher = self._make_dispatcher(current_backend())
+        await dispatcher.open()
+        self._stop_waiter = dispatcher.backend.create_waiter()
+        self.dispatcher = dispatcher
+        self._started.set()
+        failed = await self._stop_waiter.wait()
+        self._threads = await dispatcher.close(failed)
+
+    def stop(self, failed: bool) -> None:
+        assert self.dispatcher is not None
+        if failed:
+            self.dispatcher.cancel_all()
+        self.dispatcher.backend.call_soon_threadsafe(self._stop_waiter.set, failed)
+        try:
+            self._thread.join()
+        except BaseException:
+            self.dispatcher.cancel_all()
+            self._thread.join()
+            raise
+        finally:
+            join_threads(self._threads)
+
+
+class ThreadPoolTaskRunner(TaskRunner[ConcurrentFuture[Any]]):
+    """Runs async tasks as coroutines on the runner's loop and sync tasks on worker threads.
+
+    With ``async with`` the loop is the caller's (asyncio or trio), so task
+    bodies can share loop-bound objects with the code that submitted them; with
+    ``with`` it is an asyncio loop the runner hosts in a background thread.
+
+    ``max_workers`` bounds how many runs execute at once, sync and async alike.
+    Default: ``TASKRUN_THREAD_POOL_MAX_WORKERS``, else ``min(32, cpu_count + 4)``.
+    A run blocked on another future gives its slot back while it waits, so
+    nested submission cannot deadlock, even with ``max_workers=1``.
+
+    Example::
+
+        async with ThreadPoolTaskRunner(max_workers=8) as runner:
+            values = await runner.map(fetch, {"url": urls}).result_async()
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__()
+        if max_workers is None:
+            max_workers = settings.thread_pool_max_workers()
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
+        self.max_workers = max_workers
+        self._dispatcher: Dispatcher | None = None
+        self._host: LoopHost | None = None
+
+    def duplicate(self) -> Self:
+        return type(self)(max_workers=self.max_workers)
+
+    def _config(self) -> tuple[Any, ...]:
+        return (self.max_workers,)
+
+    def _make_dispatcher(self, backend: Any) -> Dispatcher:
+        from . import _engine
+
+        dispatcher = Dispatcher(backend, self.max_workers, f"taskrun-{self.name}", _engine.admit,
+                                _engine.execute, _engine.finish_cancelled)
+        dispatcher.executor = _engine.RunnerExecutor(dispatcher)
+        return dispatcher
+
+    def _submit_runs(self, runs: list[TaskRunContext]) -> list[ConcurrentFuture[Any]]:
+        futures = []
+        for run in runs:
+            future: ConcurrentFuture[Any] = ConcurrentFuture(run)
+            run.future = future
+            futures.append(future)
+        dispatcher = self._dispatcher
+        assert dispatcher is not None
+        for run in runs:
+            run._slots = dispatcher
+        dispatcher.submit_many(runs)
+        return futures
+
+    def _cancel_all(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.cancel_all()
+
+    def _open_sync(self) -> None:
+        self._host = LoopHost(self.name, self._make_dispatcher)
+        self._dispatcher = self._host.start()
+
+    def _close_sync(self, failed: bool) -> None:
+        assert self._host is not None
+        try:
+            self._host.stop(failed)
+        finally:
+            self._host = None
+            self._dispatcher = None
+
+    async def _open_async(self) -> None:
+        dispatcher = self._make_dispatcher(current_backend())
+        await dispatcher.open()
+        self._dispatcher = dispatcher
+
+    async def _close_async(self, failed: bool) -> None:
+        dispatcher = self._dispatcher
+        assert dispatcher is not None
+        try:
+            threads = await dispatcher.close(failed)
+            if threads:
+                import anyio
+
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(join_threads, threads)
+        finally:
+            self._dispatcher = None
+
+
+__all__ = ["TaskRunner", "ThreadPoolTaskRunner", "RunnerState"]

@@ -1,0 +1,509 @@
+"""Tasks: functions wrapped with retries, timeouts, hooks and submission helpers.
+
+Example::
+
+    from taskrun import task, ThreadPoolTaskRunner
+
+    @task(retries=2, retry_delay_seconds=0.1)
+    def double(x: int) -> int:
+        return 2 * x
+
+    with ThreadPoolTaskRunner():
+        assert double.map([1, 2, 3]).result() == [2, 4, 6]
+    assert double(4) == 8          # direct call: runs now
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import hashlib
+import inspect
+import pickle
+import sys
+from collections.abc import Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from typing_extensions import ParamSpec
+
+from . import settings
+from .context import TaskRunContext, current_run, current_runner, current_tags
+from .exceptions import ParameterBindError
+
+if TYPE_CHECKING:
+    from .futures import FutureList, TaskFuture
+    from .states import State
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Hook = Callable[["Task[Any, Any]", TaskRunContext, "State[Any]"], object]
+
+_NOT_SET: Any = object()
+_OPTIONS = (
+    "name", "description", "tags", "task_run_name", "retries", "retry_delay_seconds",
+    "retry_jitter_factor", "retry_condition_fn", "timeout_seconds", "on_completion",
+    "on_failure", "on_running", "log_prints", "cache_key_fn", "cache_expiration",
+    "persist_result",
+)
+
+
+def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
+    """Retry delays that double: ``backoff_factor * 2**n`` for retry ``n``.
+
+    Example::
+
+        @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
+        def fetch() -> bytes: ...          # waits 1 s, 2 s, 4 s between attempts
+    """
+    if not backoff_factor >= 0:
+        raise ValueError(f"backoff_factor must be a number >= 0, got {backoff_factor!r}")
+
+    def delays(retries: int) -> list[float]:
+        return [backoff_factor * 2**n for n in range(retries)]
+
+    return delays
+
+
+def task_input_hash(context: TaskRunContext | None, parameters: dict[str, Any]) -> str | None:
+    """A stable hash of a task's identity and its parameters (for ``cache_key_fn``).
+
+    Returns None when the parameters cannot be pickled.
+
+    Example::
+
+        key = task_input_hash(get_run_context(), {"x": 1})
+    """
+    task = context.task if context is not None else None
+    identity = f"{task.fn.__module__}.{task.fn.__qualname__}" if task is not None else ""
+    try:
+        payload = pickle.dumps((identity, sorted(parameters.items(), key=lambda kv: kv[0])), protocol=4)
+    except Exception:
+        return None
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _check_hooks(name: str, hooks: Any) -> list[Hook]:
+    if hooks is None:
+        return []
+    if callable(hooks):
+        hooks = [hooks]
+    hooks = list(hooks)
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(f"{name} must be a list of callables (task, run, state) -> None; got {hook!r}")
+    return hooks
+
+
+class Task(Generic[P, R]):
+    """A function with run options. Make one with :func:`task`.
+
+    Example::
+
+        @task(name="load", tags=["io"], timeout_seconds=30)
+        async def load(url: str) -> bytes: ...
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        task_run_name: str | Callable[..., str] | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: float | list[float] | Callable[[int], list[float]] | None = None,
+        retry_jitter_factor: float | None = None,
+        retry_condition_fn: Callable[[Task[Any, Any], TaskRunContext, State[Any]], bool] | None = None,
+        timeout_seconds: float | None = None,
+        on_completion: list[Hook] | None = None,
+        on_failure: list[Hook] | None = None,
+        on_running: list[Hook] | None = None,
+        log_prints: bool | None = None,
+        cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None,
+        cache_expiration: datetime.timedelta | None = None,
+        persist_result: bool | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"@task needs a function, got {fn!r}")
+        if isinstance(fn, Task):
+            raise TypeError(f"{fn.name!r} is a Task already; use .with_options(...) to change options")
+        self.fn = fn
+        self.name: str = name or getattr(fn, "__name__", type(fn).__name__)
+        self.description = description if description is not None else inspect.getdoc(fn)
+        self.isasync = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)
+        )
+        tags = [tags] if isinstance(tags, str) else list(tags or ())
+        for tag in tags:
+            if not isinstance(tag, str):
+                raise TypeError(f"tags must be strings, got {tag!r}")
+        self.tags: frozenset[str] = frozenset(tags)
+        if task_run_name is not None and not (isinstance(task_run_name, str) or callable(task_run_name)):
+            raise TypeError("task_run_name must be a str with {param} fields, or a callable returning a str")
+        self.task_run_name = task_run_name
+        if retries is None:
+            retries = settings.task_default_retries()
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a whole number >= 0, got {retries!r}")
+        self.retries: int = retries
+        if retry_delay_seconds is None:
+            retry_delay_seconds = settings.task_default_retry_delay()
+        self._given_retry_delay = retry_delay_seconds
+        self.retry_delay_seconds = self._check_delays(retry_delay_seconds)
+        if retry_jitter_factor is not None and not retry_jitter_factor >= 0:
+            raise ValueError(f"retry_jitter_factor must be a number >= 0, got {retry_jitter_factor!r}")
+        self.retry_jitter_factor = retry_jitter_factor
+        if retry_condition_fn is not None and not callable(retry_condition_fn):
+            raise TypeError("retry_condition_fn must be a callable (task, run, state) -> bool")
+        self.retry_condition_fn = retry_condition_fn
+        if timeout_seconds is not None and (isinstance(timeout_seconds, bool) or not timeout_seconds > 0):
+            raise ValueError(f"timeout_seconds must be a number > 0, got {timeout_seconds!r}")
+        self.timeout_seconds = timeout_seconds
+        self.on_completion = _check_hooks("on_completion", on_completion)
+        self.on_failure = _check_hooks("on_failure", on_failure)
+        self.on_running = _check_hooks("on_running", on_running)
+        self.log_prints = log_prints
+        if cache_key_fn is not None or cache_expiration is not None or persist_result:
+            raise NotImplementedError(
+                "result persistence and caching (cache_key_fn, cache_expiration, persist_result) "
+                "are not available in this version of taskrun; remove these options"
+            )
+        self.cache_key_fn = cache_key_fn
+        self.cache_expiration = cache_expiration
+        self.persist_result = persist_result
+        self._inspect_signature()
+        try:
+            self.__doc__ = fn.__doc__
+            self.__name__ = self.name  # type: ignore[attr-defined]
+            self.__qualname__ = getattr(fn, "__qualname__", self.name)  # type: ignore[attr-defined]
+            self.__module__ = getattr(fn, "__module__", None)  # type: ignore[assignment]
+            self.__wrapped__ = fn  # type: ignore[attr-defined]
+        except AttributeError:  # pragma: no cover
+            pass
+
+    # ------------------------------------------------------------------ options
+
+    def _check_delays(self, delay: Any) -> float | list[float]:
+        if callable(delay):
+            delay = delay(self.retries)
+        if isinstance(delay, (int, float)) and not isinstance(delay, bool):
+            if not delay >= 0:
+                raise ValueError(f"retry_delay_seconds must be >= 0, got {delay!r}")
+            return float(delay)
+        try:
+            delays = [float(d) for d in delay]
+        except TypeError:
+            raise TypeError(
+                "retry_delay_seconds must be a number, a list of numbers, or a callable "
+                f"retries -> list of numbers; got {delay!r}"
+            ) from None
+        if any(not d >= 0 for d in delays):
+            raise ValueError(f"retry_delay_seconds must all be >= 0, got {delays!r}")
+        return delays
+
+    def _retry_delay(self, attempt: int) -> float:
+        delays = self.retry_delay_seconds
+        if isinstance(delays, list):
+            base = delays[min(attempt - 1, len(delays) - 1)] if delays else 0.0
+        else:
+            base = delays
+        from ._engine import jittered
+
+        return jittered(base, self.retry_jitter_factor)
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "description": self.description, "tags": set(self.tags),
+            "task_run_name": self.task_run_name, "retries": self.retries,
+            "retry_delay_seconds": self._given_retry_delay,
+            "retry_jitter_factor": self.retry_jitter_factor,
+            "retry_condition_fn": self.retry_condition_fn, "timeout_seconds": self.timeout_seconds,
+            "on_completion": list(self.on_completion), "on_failure": list(self.on_failure),
+            "on_running": list(self.on_running), "log_prints": self.log_prints,
+            "cache_key_fn": self.cache_key_fn, "cache_expiration": self.cache_expiration,
+            "persist_result": self.persist_result,
+        }
+
+    def with_options(self, **options: Any) -> Task[P, R]:
+        """A copy of this task with some options replaced.
+
+        Example::
+
+            patient = fetch.with_options(retries=5, timeout_seconds=60)
+        """
+        unknown = set(options) - set(_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown task option(s) {sorted(unknown)}; valid options: {list(_OPTIONS)}")
+        merged = self._options()
+        merged.update(options)
+        return Task(self.fn, **merged)
+
+    # ------------------------------------------------------------------ parameters
+
+    def _inspect_signature(self) -> None:
+        try:
+            sig = inspect.signature(self.fn)
+        except (TypeError, ValueError):
+            sig = None
+        self._signature = sig
+        kinds = inspect.Parameter
+        if sig is None:
+            self._names: frozenset[str] | None = None
+            self._required: frozenset[str] = frozenset()
+            self._simple = False
+            self._var_keyword: str | None = None
+            return
+        params = list(sig.parameters.values())
+        self._names = frozenset(p.name for p in params if p.kind not in (kinds.VAR_KEYWORD,))
+        self._required = frozenset(
+            p.name for p in params
+            if p.default is p.empty and p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY,
+                                                   kinds.POSITIONAL_ONLY)
+        )
+        self._simple = all(p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY) for p in params)
+        self._var_keyword = next((p.name for p in params if p.kind is kinds.VAR_KEYWORD), None)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Bind call arguments to a parameters dict (``**kwargs`` entries flattened in)."""
+        if self._signature is None:
+            if args:
+                raise ParameterBindError(f"task {self.name!r}: pass arguments by keyword")
+            return dict(kwargs)
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ParameterBindError(
+                f"task {self.name!r}{self._signature}: {exc}; fix the arguments passed to it"
+            ) from None
+        parameters = dict(bound.arguments)
+        if self._var_keyword is not None and self._var_keyword in parameters:
+            extra = parameters.pop(self._var_keyword)
+            parameters.update(extra)
+        return parameters
+
+    def check_parameters(self, parameters: dict[str, Any]) -> None:
+        """Raise :class:`ParameterBindError` unless ``parameters`` fit the signature."""
+        if not isinstance(parameters, dict):
+            raise TypeError(
+                f"parameters must be a dict of parameter name -> value, got {type(parameters).__name__}"
+            )
+        if self._names is None:
+            return
+        keys = parameters.keys()
+        if self._var_keyword is None and not keys <= self._names:
+            unknown = sorted(set(keys) - self._names)
+            raise ParameterBindError(
+                f"task {self.name!r}{self._signature} got unknown parameter(s) {unknown}; "
+                "fix the parameter names"
+            )
+        if not self._required <= keys:
+            missing = sorted(self._required - set(keys))
+            raise ParameterBindError(
+                f"task {self.name!r}{self._signature} is missing required parameter(s) {missing}"
+            )
+
+    def _call_args(self, parameters: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if self._simple or self._signature is None:
+            return (), parameters
+        kinds = inspect.Parameter
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        rest = dict(parameters)
+        positional_ok = True
+        for p in self._signature.parameters.values():
+            if p.kind is kinds.VAR_KEYWORD:
+                continue
+            if p.name not in rest:
+                if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD):
+                    positional_ok = False
+                continue
+            value = rest.pop(p.name)
+            if p.kind is kinds.VAR_POSITIONAL:
+                args.extend(value)
+            elif p.kind is kinds.POSITIONAL_ONLY or (p.kind is kinds.POSITIONAL_OR_KEYWORD and positional_ok):
+                args.append(value)
+            else:
+                kwargs[p.name] = value
+        kwargs.update(rest)
+        return tuple(args), kwargs
+
+    def _format_run_name(self, run: TaskRunContext) -> str:
+        template = self.task_run_name
+        if template is None:
+            return f"{self.name}-{run.task_run_id.hex[:8]}"
+        if callable(template):
+            try:
+                takes_args = bool(inspect.signature(template).parameters)
+            except (TypeError, ValueError):
+                takes_args = False
+            name = template(run.parameters) if takes_args else template()
+            if not isinstance(name, str):
+                raise TypeError(f"task_run_name callable of {self.name!r} returned {name!r}, not a str")
+            return name
+        try:
+            return template.format(**run.parameters)
+        except (KeyError, IndexError) as exc:
+            raise ValueError(
+                f"task_run_name {template!r} of {self.name!r} names {exc} which is not a parameter"
+            ) from None
+
+    # ------------------------------------------------------------------ running
+
+    def _runner(self, what: str) -> Any:
+        runner = current_runner.get()
+        if runner is None:
+            raise RuntimeError(
+                f"{self.name}.{what}() needs a task runner: call it inside a @flow, or inside "
+                "`with ThreadPoolTaskRunner():` / `async with ThreadPoolTaskRunner():`"
+            )
+        return runner
+
+    def submit(self, *args: Any, wait_for: Iterable[TaskFuture[Any]] | None = None,
+               return_state: bool = False, **kwargs: Any) -> Any:
+        """Submit a run to the current runner and return its future at once.
+
+        With ``return_state=True``, wait for the run and return its final State.
+
+        Example::
+
+            future = add.submit(1, y=2)
+        """
+        runner = self._runner("submit")
+        parameters = self.bind(args, kwargs)
+        future = runner.submit(self, parameters, wait_for=wait_for)
+        if return_state:
+            future.wait()
+            return future.state
+        return future
+
+    def map(self, *args: Any, wait_for: Iterable[TaskFuture[Any]] | None = None,
+            **kwargs: Any) -> FutureList[Any]:
+        """Submit one run per element of the iterable arguments.
+
+        Example::
+
+            futures = add.map([1, 2, 3], y=unmapped(10))
+        """
+        runner = self._runner("map")
+        return runner.map(self, self.bind(args, kwargs), wait_for=wait_for)  # type: ignore[no-any-return]
+
+    @overload
+    def __call__(self: Task[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+    @overload
+    def __call__(self: Task[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task now (retries, timeout and hooks apply) and return its result.
+
+        For an async task this returns a coroutine to await.
+        """
+        parameters = self.bind(args, kwargs)
+        if self.isasync:
+            return self._call_async(parameters)
+        from ._engine import drive_inline, resolve_inputs_blocking
+
+        parameters = resolve_inputs_blocking(parameters)
+        run = self._direct_run(parameters)
+        return run._context.run(_inline, run, drive_inline)
+
+    async def _call_async(self, parameters: dict[str, Any]) -> Any:
+        from ._engine import DirectAsyncExecutor, drive, resolve_inputs_async
+
+        parameters = await resolve_inputs_async(parameters)
+        run = self._direct_run(parameters)
+        token = current_run.set(run)
+        try:
+            state = await drive(run, DirectAsyncExecutor())
+        finally:
+            current_run.reset(token)
+        return state.result()
+
+    def _direct_run(self, parameters: dict[str, Any]) -> TaskRunContext:
+        parent = current_run.get()
+        run = TaskRunContext(self, parameters, self.tags | current_tags.get(), contextvars.copy_context())
+        if parent is not None:
+            run._slot_run = parent._slot_run or parent
+        return run
+
+    # ------------------------------------------------------------------ pickling
+
+    def __reduce__(self) -> Any:
+        module = sys.modules.get(getattr(self.fn, "__module__", "") or "")
+        qualname = getattr(self.fn, "__qualname__", "")
+        target: Any = module
+        for part in qualname.split("."):
+            target = getattr(target, part, None)
+        if target is self:
+            return _import_task, (module.__name__, qualname)  # type: ignore[union-attr]
+        options = self._options()
+        options["retry_delay_seconds"] = self._given_retry_delay
+        return _rebuild_task, (self.fn, options)
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r})"
+
+
+def _inline(run: TaskRunContext, drive_inline: Callable[[TaskRunContext], Any]) -> Any:
+    current_run.set(run)
+    return drive_inline(run).result()
+
+
+def _import_task(module: str, qualname: str) -> Task[Any, Any]:
+    import importlib
+
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target  # type: ignore[no-any-return]
+
+
+def _rebuild_task(fn: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
+    return Task(fn, **options)
+
+
+@overload
+def task(__fn: Callable[P, R]) -> Task[P, R]: ...
+@overload
+def task(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Iterable[str] | None = None,
+    task_run_name: str | Callable[..., str] | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | list[float] | Callable[[int], list[float]] | None = None,
+    retry_jitter_factor: float | None = None,
+    retry_condition_fn: Callable[..., bool] | None = None,
+    timeout_seconds: float | None = None,
+    on_completion: list[Hook] | None = None,
+    on_failure: list[Hook] | None = None,
+    on_running: list[Hook] | None = None,
+    log_prints: bool | None = None,
+    cache_key_fn: Callable[..., str | None] | None = None,
+    cache_expiration: datetime.timedelta | None = None,
+    persist_result: bool | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(__fn: Any = None, **options: Any) -> Any:
+    """Make a :class:`Task` of a sync or async function: ``@task`` or ``@task(...)``.
+
+    Example::
+
+        @task(retries=3, retry_delay_seconds=[1, 2, 4], tags=["net"])
+        def fetch(url: str) -> bytes: ...
+    """
+    unknown = set(options) - set(_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown task option(s) {sorted(unknown)}; valid options: {list(_OPTIONS)}")
+    if __fn is not None:
+        return Task(__fn, **options)
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        return Task(fn, **options)
+
+    return decorate
+
+
+__all__ = ["Task", "task", "exponential_backoff", "task_input_hash", "Hook"]
