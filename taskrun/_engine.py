@@ -45,7 +45,16 @@ class AttemptTimedOut(Exception):
 
 
 class Executor(Protocol):
-    """What the engine needs from its surroundings to run one attempt."""
+    """What the engine needs from its surroundings to run one attempt.
+
+    ``runs_async_locally``: when True, the engine calls an async task's function
+    itself and hands the coroutine to :meth:`call_async`; when False (process
+    pools), every body, sync or async, goes to :meth:`call_sync` as a function.
+    ``call_sync`` enforces ``timeout`` itself by raising :class:`AttemptTimedOut`,
+    and raises :class:`RunCancelledSignal` when the run was cancelled.
+    """
+
+    runs_async_locally: bool
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any: ...
 
@@ -231,7 +240,7 @@ async def _attempt(run: TaskRunContext, args: tuple[Any, ...], kwargs: dict[str,
     task = run.task
     timeout = task.timeout_seconds
     try:
-        if task.isasync:
+        if task.isasync and ex.runs_async_locally:
             coro = task.fn(*args, **kwargs)
             if timeout is None:
                 value = await ex.call_async(run, coro)
@@ -279,6 +288,8 @@ async def _call_hooks(hooks: list[Callable[..., Any]], run: TaskRunContext, stat
 
 class RunnerExecutor:
     """Executor for runs of a runner: sync bodies go to the dispatcher's worker threads."""
+
+    runs_async_locally = True
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
@@ -350,6 +361,8 @@ class InlineExecutor:
     step it to the end without an event loop.
     """
 
+    runs_async_locally = True
+
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
         coro.close()
         raise RuntimeError("an async body cannot run inline")
@@ -372,6 +385,8 @@ class InlineExecutor:
 
 class DirectAsyncExecutor:
     """Executor for a direct call of an async task, on the caller's loop."""
+
+    runs_async_locally = True
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
         return await coro

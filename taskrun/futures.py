@@ -640,9 +640,19 @@ def resolve_futures_to_results(expr: Any) -> Any:
     return _resolve(expr, to_state=False)
 
 
+def __getattr__(name: str) -> Any:
+    # DistributedFuture lives with the Dask support; importing it needs no Dask.
+    if name == "DistributedFuture":
+        from ._distributed import DistributedFuture
+
+        return DistributedFuture
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "TaskFuture",
     "ConcurrentFuture",
+    "DistributedFuture",
     "FutureList",
     "DoneAndNotDoneFutures",
     "wait",

@@ -518,4 +518,13 @@ class ThreadPoolTaskRunner(TaskRunner[ConcurrentFuture[Any]]):
             self._dispatcher = None
 
 
-__all__ = ["TaskRunner", "ThreadPoolTaskRunner", "RunnerState"]
+def __getattr__(name: str) -> Any:
+    # The process pool runner lives in its own module, imported on first use.
+    if name == "ProcessPoolTaskRunner":
+        from ._process import ProcessPoolTaskRunner
+
+        return ProcessPoolTaskRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["TaskRunner", "ThreadPoolTaskRunner", "ProcessPoolTaskRunner", "RunnerState"]
