@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _printing
 from ._core._backend import RunCancelledSignal, is_cancellation
+from ._core._dispatch import PROMOTE, Park
+from ._core._workers import Job
 from ._resolve import collect_futures, replace_futures
 from .context import TaskRunContext, current_run, flow_log_prints, run_logger_for
 from .exceptions import TaskRunTimeout, UpstreamTaskError
@@ -86,7 +88,13 @@ class _Dependencies:
             self._run._deps_left -= 1
             ready = self._run._deps_left == 0
         if ready:
-            self._dispatcher.call_soon(admit, self._dispatcher, self._run)
+            # Deferred to a later loop turn even on the loop thread, so a cascade
+            # of runs (a long chain ending NotReady) never recurses.
+            backend = self._dispatcher.backend
+            if backend.is_loop_thread():
+                backend.defer(admit, self._dispatcher, self._run)
+            else:
+                backend.call_soon_threadsafe(admit, self._dispatcher, self._run)
 
 
 def admit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
@@ -151,6 +159,12 @@ def finish_not_ready(run: TaskRunContext, message: str) -> None:
         run.future._finish(NotReady(message))
 
 
+def finish_crashed(run: TaskRunContext, error: BaseException) -> None:
+    """End a run whose engine coroutine itself failed (an internal error)."""
+    if run.future is not None:
+        run.future._finish(Crashed(error))
+
+
 def finish_cancelled(run: TaskRunContext) -> None:
     """End a run that was cancelled before it started."""
     if run.future is not None:
@@ -174,12 +188,12 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     """Run every attempt of ``run`` and return its final state (finishing its future)."""
     task = run.task
     future = run.future
-    run._start_time = time.time()
     log_prints = task.log_prints
     run._log_prints = flow_log_prints.get() if log_prints is None else log_prints
     if run._log_prints:
         _printing.install()
     state: State[Any] = Running()
+    run._start_time = state._ts
     if future is not None:
         future._set_state(state)
     try:
@@ -212,11 +226,11 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                 future._set_state(Running("Retrying", f"attempt {run.attempt + 1}"))
     except BaseException as exc:
         state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
-        run._end_time = time.time()
+        run._end_time = state._ts
         if future is not None:
             future._finish(state)
         raise
-    run._end_time = time.time()
+    run._end_time = state._ts
     if state.type is StateType.COMPLETED:
         if task.on_completion:
             await _call_hooks(task.on_completion, run, state, ex)
@@ -287,54 +301,50 @@ async def _call_hooks(hooks: list[Callable[..., Any]], run: TaskRunContext, stat
 
 
 class RunnerExecutor:
-    """Executor for runs of a runner: sync bodies go to the dispatcher's worker threads."""
+    """Executor for runs of a runner: sync bodies are parked on the dispatcher's
+    worker threads; anything that needs a loop task first awaits ``PROMOTE``."""
 
     runs_async_locally = True
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
         self._backend = dispatcher.backend
-        self._pool = dispatcher.pool
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
+        if not run._in_task:
+            await PROMOTE
         return await self._backend.run_cancellable(run, coro)
 
     async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
                         kwargs: dict[str, Any], timeout: float | None) -> Any:
-        from ._core._workers import Job
-
-        waiter = self._backend.create_waiter()
-        job = Job(waiter, contextvars.copy_context(), fn, args, kwargs)
         if run._cancel_requested:
             raise RunCancelledSignal
+        job = Job(None, contextvars.copy_context(), fn, args, kwargs)
         run._cancel_hook = job.cancel
-        self._pool.put(job)
         try:
             if timeout is None:
-                ok, value = await waiter.wait()
+                ok, value = await Park(job)
             else:
                 import anyio
 
+                await PROMOTE
                 with anyio.move_on_after(timeout) as scope:
-                    ok, value = await waiter.wait()
+                    ok, value = await Park(job)
                 if scope.cancelled_caught:
                     job.abandoned = True
                     raise AttemptTimedOut
-        except BaseException:
-            job.abandoned = True
-            raise
         finally:
             run._cancel_hook = None
         if ok:
             return value
         if value is RunCancelledSignal:
-            job.abandoned = True
             raise RunCancelledSignal
         raise value
 
     async def sleep(self, run: TaskRunContext, seconds: float) -> None:
         import anyio
 
+        await PROMOTE
         dispatcher = self._dispatcher
         holder = run._slot_run or run
         dispatcher.release(holder)
@@ -345,11 +355,13 @@ class RunnerExecutor:
 
     async def call_user(self, fn: Callable[..., Any], *args: Any) -> Any:
         if inspect.iscoroutinefunction(fn):
+            await PROMOTE
             return await fn(*args)
-        ok, value = await self._dispatcher.call_in_thread(fn, args, {}, contextvars.copy_context())
+        ok, value = await Park(Job(None, contextvars.copy_context(), fn, args, {}))
         if not ok:
             raise value
         if inspect.isawaitable(value):
+            await PROMOTE
             return await value
         return value
 

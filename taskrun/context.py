@@ -74,6 +74,7 @@ class TaskRunContext:
         "_deps_left",
         "_log_prints",
         "_started",
+        "_in_task",
         "_end_time",
         "_start_time",
         "__weakref__",
@@ -107,6 +108,7 @@ class TaskRunContext:
         self._deps_left = 0
         self._log_prints = False
         self._started = False
+        self._in_task = False
         self._start_time = 0.0
         self._end_time = 0.0
 

@@ -38,8 +38,10 @@ class StateType(enum.Enum):
     CRASHED = "CRASHED"
 
 
-_FINAL = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED})
-_DEFAULT_NAMES = {t: t.value.capitalize() for t in StateType}
+for _member in StateType:
+    # Plain attributes on the members keep the per-state cost off Enum.__hash__.
+    _member._display = _member.value.capitalize()  # type: ignore[attr-defined]
+    _member._final = _member.value in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")  # type: ignore[attr-defined]
 
 
 class State(Generic[R]):
@@ -67,7 +69,7 @@ class State(Generic[R]):
         data: Any = None,
     ) -> None:
         self.type = type
-        self.name = name or _DEFAULT_NAMES[type]
+        self.name = name or type._display  # type: ignore[attr-defined]
         self.message = message
         self.data = data
         self._ts = time.time()
@@ -100,7 +102,7 @@ class State(Generic[R]):
 
     def is_final(self) -> bool:
         """True for Completed, Failed, Crashed, Cancelled and for ``NotReady``."""
-        return self.type in _FINAL or self.name == "NotReady"
+        return self.type._final or self.name == "NotReady"  # type: ignore[attr-defined,no-any-return]
 
     @overload
     def result(self, raise_on_failure: Literal[True] = ...) -> R: ...

@@ -466,7 +466,7 @@ class ThreadPoolTaskRunner(TaskRunner[ConcurrentFuture[Any]]):
         from . import _engine
 
         dispatcher = Dispatcher(backend, self.max_workers, f"taskrun-{self.name}", _engine.admit,
-                                _engine.execute, _engine.finish_cancelled)
+                                _engine.execute, _engine.finish_cancelled, _engine.finish_crashed)
         dispatcher.executor = _engine.RunnerExecutor(dispatcher)
         return dispatcher
 

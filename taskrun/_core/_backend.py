@@ -31,6 +31,10 @@ class Backend(Protocol):
 
     def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None: ...
 
+    def defer(self, fn: Callable[..., object], *args: Any) -> None:
+        """Call ``fn(*args)`` on a later turn of the loop (from the loop thread)."""
+        ...
+
     def is_loop_thread(self) -> bool: ...
 
     def create_waiter(self) -> Waiter: ...
@@ -130,9 +134,13 @@ class AsyncioBackend:
         self.loop = loop
         self._thread_id = threading.get_ident()
         self.call_soon_threadsafe = loop.call_soon_threadsafe  # type: ignore[method-assign]
+        self.defer = loop.call_soon  # type: ignore[method-assign]
 
     def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
         self.loop.call_soon_threadsafe(fn, *args)
+
+    def defer(self, fn: Callable[..., object], *args: Any) -> None:
+        self.loop.call_soon(fn, *args)
 
     def is_loop_thread(self) -> bool:
         return threading.get_ident() == self._thread_id
@@ -200,8 +208,12 @@ class TrioBackend:
         self.token = trio.lowlevel.current_trio_token()
         self._thread_id = threading.get_ident()
         self.call_soon_threadsafe = self.token.run_sync_soon  # type: ignore[method-assign]
+        self.defer = self.token.run_sync_soon  # type: ignore[method-assign]
 
     def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
+        self.token.run_sync_soon(fn, *args)
+
+    def defer(self, fn: Callable[..., object], *args: Any) -> None:
         self.token.run_sync_soon(fn, *args)
 
     def is_loop_thread(self) -> bool:
@@ -333,6 +345,7 @@ async def _run_cancellable_asyncio(run: Any, awaitable: Awaitable[Any]) -> Any:
     run._cancel_hook = canceller.cancel
     try:
         if run._cancel_requested:
+            _close_if_unstarted(awaitable)
             raise RunCancelledSignal
         value = await awaitable
     except BaseException as exc:
@@ -341,7 +354,6 @@ async def _run_cancellable_asyncio(run: Any, awaitable: Awaitable[Any]) -> Any:
         raise
     finally:
         run._cancel_hook = None
-        _close_if_unstarted(awaitable)
     if canceller._requested:
         # The cancel came while this task was running, so asyncio will deliver it
         # at the next await: take it here, where it belongs.
@@ -360,12 +372,12 @@ async def _run_cancellable_trio(run: Any, awaitable: Awaitable[Any]) -> Any:
     run._cancel_hook = scope.cancel
     try:
         if run._cancel_requested:
+            _close_if_unstarted(awaitable)
             raise RunCancelledSignal
         with scope:
             return await awaitable
     finally:
         run._cancel_hook = None
-        _close_if_unstarted(awaitable)
         if scope.cancelled_caught:
             raise RunCancelledSignal
 

@@ -1,15 +1,28 @@
-"""The dispatcher: slots, the submission bridge, and the slot workers of one runner.
+"""The dispatcher: slots, the submission bridge, and the drivers of one runner's runs.
 
-Lifecycle of a run inside the dispatcher (all of it on the loop thread, except
-the thread-safe entry points named below)::
+Lifecycle of a run inside the dispatcher (on the loop thread, except for the
+thread-safe entry points named below)::
 
     submit_many ──(batch hand-off)──▶ accept ──▶ admit (engine: waits for inputs)
-        ──▶ offer ──▶ [ready queue] ──▶ slot worker ──▶ execute (engine) ──▶ finished
+        ──▶ offer ──▶ [ready queue] ──▶ driver ──▶ execute (engine coroutine) ──▶ finished
 
-A *slot* is the right to execute. ``limit`` slots exist; a slot worker holds one
-and runs ready runs one after another, each inside its own context. A run blocked
-on another future gives its slot back (:meth:`release`) and takes one again
+A *slot* is the right to execute; ``limit`` of them exist. A run blocked on
+another future gives its slot back (:meth:`release`) and takes one again
 (:meth:`reacquire`), ahead of runs that have not started, when it resumes.
+
+Each run is a coroutine (the engine's ``execute``), stepped inside the run's own
+:class:`contextvars.Context`. Two drivers step them:
+
+- the *direct driver* (:meth:`_step`) steps a coroutine from a plain loop
+  callback. The engine parks a sync body on a worker thread by awaiting
+  :class:`Park`; the direct driver hands the job to the pool, and when the batch
+  of outcomes comes back it steps the coroutine on. No asyncio task, future or
+  wake-up handle is made per run.
+- the *task driver* (:meth:`_task_driver`) steps coroutines inside a real loop
+  task. A coroutine moves there when it awaits anything but :class:`Park` (an
+  async body, a timeout scope, a retry delay) — the engine awaits
+  :data:`PROMOTE` first wherever it needs a task. A task driver that finishes its
+  run takes the next ready one, so tasks are reused across runs.
 
 Thread-safe: :meth:`submit_many`, :meth:`request_cancel`, :meth:`cancel_all`,
 :meth:`release_threadsafe`, :meth:`reacquire_blocking`, :meth:`call_soon`.
@@ -18,11 +31,12 @@ Thread-safe: :meth:`submit_many`, :meth:`request_cancel`, :meth:`cancel_all`,
 from __future__ import annotations
 
 import threading
+import types
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from ._backend import Backend, Waiter
+from ._backend import Backend, Waiter, is_cancellation
 from ._workers import Job, WorkerPool
 
 
@@ -61,55 +75,69 @@ class _Resume:
         self.waiter.set(None)
 
 
-class _InContext:
-    """Drive a coroutine inside a given :class:`contextvars.Context`.
+class Park:
+    """Awaited by the engine: run ``job`` on a worker thread, resume with its outcome."""
 
-    Each step of the wrapped coroutine runs in ``context``, so one slot worker can
-    run many runs, each seeing its own context variables. Whatever the coroutine
-    yields to the event loop is passed through unchanged, as are the values and
-    exceptions the loop sends back.
-    """
+    __slots__ = ("job",)
 
-    __slots__ = ("_coro", "_context")
+    def __init__(self, job: Job) -> None:
+        self.job = job
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], context: Any) -> None:
+    def __await__(self) -> Generator[Any, Any, tuple[bool, Any]]:
+        return (yield self)  # type: ignore[misc]
+
+
+class _Promote:
+    """Awaited by the engine before code that must run inside a real loop task."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        yield self
+
+
+PROMOTE = _Promote()
+_START: Any = object()
+
+
+@types.coroutine
+def _yield(signal: Any) -> Generator[Any, Any, Any]:
+    """Pass a coroutine's yielded value on to the task running us."""
+    return (yield signal)
+
+
+class _DirectResume:
+    """The waiter of a job parked by the direct driver: steps its run on."""
+
+    __slots__ = ("_dispatcher", "_run", "_coro", "_done")
+
+    def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
+        self._dispatcher = dispatcher
+        self._run = run
         self._coro = coro
-        self._context = context
+        self._done = False
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro = self._coro
-        run = self._context.run
-        try:
-            signal = run(coro.send, None)
-        except StopIteration as stop:
-            return stop.value
-        while True:
-            try:
-                value = yield signal
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # delivered by the loop (cancellation)
-                try:
-                    signal = run(coro.throw, exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    signal = run(coro.send, value)
-                except StopIteration as stop:
-                    return stop.value
+    def set(self, outcome: Any) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._dispatcher._step(self._run, self._coro, outcome)
 
 
 Admit = Callable[["Dispatcher", Any], None]
 Execute = Callable[["Dispatcher", Any], Coroutine[Any, Any, None]]
 
 
+def _is_host_cancellation(exc: BaseException) -> bool:
+    return is_cancellation(exc)
+
+
 class Dispatcher:
     """Runs submitted runs on one loop with at most ``limit`` executing at once."""
 
     def __init__(self, backend: Backend, limit: int, name: str, admit: Admit, execute: Execute,
-                 finish_cancelled: Callable[[Any], None]) -> None:
+                 finish_cancelled: Callable[[Any], None],
+                 finish_crashed: Callable[[Any, BaseException], None]) -> None:
         self.backend = backend
         self.limit = limit
         self.active = 0
@@ -118,6 +146,7 @@ class Dispatcher:
         self._admit = admit
         self._execute = execute
         self._finish_cancelled = finish_cancelled
+        self._finish_crashed = finish_crashed
         self._spawner = backend.spawner()
         self.pool = WorkerPool(backend, name)
         self._inbox: list[Any] = []
@@ -196,7 +225,7 @@ class Dispatcher:
         """A run whose inputs are ready: start it if a slot is free, else queue it."""
         if self.active < self.limit and not self._resuming:
             self.active += 1
-            self._spawner.spawn(self._worker(run))
+            self._start(run)
         else:
             self._ready.append(run)
 
@@ -207,32 +236,106 @@ class Dispatcher:
             waiter, self._idle_waiter = self._idle_waiter, None
             waiter.set(None)
 
-    # ------------------------------------------------------------------ slot workers
+    # ------------------------------------------------------------------ drivers
 
-    async def _worker(self, run: Any) -> None:
-        execute = self._execute
-        while run is not None:
-            run._holds_slot = True
+    def _start(self, run: Any) -> None:
+        run._holds_slot = True
+        self._step(run, self._execute(self, run), _START)
+
+    def _step(self, run: Any, coro: Coroutine[Any, Any, Any], value: Any) -> None:
+        """The direct driver: step ``coro`` until it parks, moves to a task, or ends.
+
+        When it ends, the slot goes to the next ready run, stepped here too.
+        """
+        while True:
             try:
-                await _InContext(execute(self, run), run._context)
-            except BaseException:
-                if run._holds_slot:
-                    self.active -= 1
-                    self._fill()
-                raise
-            finally:
-                run._holds_slot = False
-                self.finished(run)
-            run = self._next()
+                signal = run._context.run(coro.send, None if value is _START else value)
+            except StopIteration:
+                run = self._end(run, None)
+                if run is None:
+                    return
+                coro, value = self._execute(self, run), _START
+                continue
+            except BaseException as exc:  # the engine never lets one out; be safe if it does
+                run = self._end(run, exc)
+                if run is None:
+                    return
+                coro, value = self._execute(self, run), _START
+                continue
+            if type(signal) is Park:
+                job = signal.job
+                job.waiter = _DirectResume(self, run, coro)
+                self.pool.put(job)
+            else:
+                self._spawner.spawn(self._task_driver(run, coro, signal))
+            return
 
-    def _next(self) -> Any:
+    async def _task_driver(self, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
+        """The task driver: step runs inside this loop task, one after another."""
+        backend = self.backend
+        while run is not None:
+            run._in_task = True
+            context_run = run._context.run
+            ended: BaseException | None = None
+            while True:
+                value: Any = None
+                error: BaseException | None = None
+                if signal is _START or signal is PROMOTE:
+                    pass
+                elif type(signal) is Park:
+                    job = signal.job
+                    job.waiter = backend.create_waiter()
+                    self.pool.put(job)
+                    try:
+                        value = await job.waiter.wait()
+                    except BaseException as exc:
+                        job.abandoned = True
+                        error = exc
+                else:
+                    try:
+                        value = await _yield(signal)
+                    except BaseException as exc:
+                        error = exc
+                try:
+                    if error is None:
+                        signal = context_run(coro.send, value)
+                    else:
+                        signal = context_run(coro.throw, error)
+                except StopIteration:
+                    break
+                except BaseException as exc:
+                    ended = exc
+                    break
+            run = self._end(run, ended)
+            if ended is not None and _is_host_cancellation(ended):
+                raise ended
+            if run is not None:
+                coro, signal = self._execute(self, run), _START
+
+    def _end(self, run: Any, error: BaseException | None) -> Any:
+        """Book a run's end; returns the next ready run when the slot passes to it."""
+        held = run._holds_slot
+        run._holds_slot = False
+        if error is not None and not run.future._final and not _is_host_cancellation(error):
+            self._crashed(run, error)
+        self.finished(run)
+        if not held:
+            return None
         if self._resuming:
             self._resuming.popleft().grant()
             return None
-        if self._ready:
-            return self._ready.popleft()
+        if self._ready and (error is None or not _is_host_cancellation(error)):
+            nxt = self._ready.popleft()
+            nxt._holds_slot = True
+            return nxt
         self.active -= 1
         return None
+
+    def _crashed(self, run: Any, error: BaseException) -> None:
+        import logging
+
+        logging.getLogger("taskrun").error("internal error in run %r", run, exc_info=error)
+        self._finish_crashed(run, error)
 
     def _fill(self) -> None:
         while self.active < self.limit:
@@ -241,7 +344,7 @@ class Dispatcher:
                 self._resuming.popleft().grant()
             elif self._ready:
                 self.active += 1
-                self._spawner.spawn(self._worker(self._ready.popleft()))
+                self._start(self._ready.popleft())
             else:
                 break
 
@@ -295,19 +398,6 @@ class Dispatcher:
         return self.backend.is_loop_thread()
 
     # ------------------------------------------------------------------ sync calls
-
-    async def call_in_thread(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                             context: Any, on_job: Callable[[Job], None] | None = None) -> tuple[bool, Any]:
-        """Run ``fn`` on a worker thread; returns ``(ok, value_or_exception)``."""
-        job = Job(self.backend.create_waiter(), context, fn, args, kwargs)
-        if on_job is not None:
-            on_job(job)
-        self.pool.put(job)
-        try:
-            return await job.waiter.wait()  # type: ignore[no-any-return]
-        except BaseException:
-            job.abandoned = True
-            raise
 
     # ------------------------------------------------------------------ cancellation
 

@@ -28,9 +28,9 @@ class Job:
 
     __slots__ = ("waiter", "context", "fn", "args", "kwargs", "abandoned")
 
-    def __init__(self, waiter: Waiter, context: contextvars.Context, fn: Callable[..., Any],
+    def __init__(self, waiter: Waiter | None, context: contextvars.Context, fn: Callable[..., Any],
                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.waiter = waiter
+        self.waiter: Any = waiter
         self.context = context
         self.fn = fn
         self.args = args
