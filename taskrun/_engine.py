@@ -57,6 +57,7 @@ class Executor(Protocol):
     """
 
     runs_async_locally: bool
+    promotes: bool
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any: ...
 
@@ -103,26 +104,44 @@ def admit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
         dispatcher.finished(run)
         return
     params = run.parameters
-    if run.wait_for is None and all(type(v) in _ATOMS for v in params.values()):
+    waits = run.wait_for
+    if waits is None and _all_atoms(params):
         dispatcher.offer(run)
         return
-    upstream = collect_futures(params, run.wait_for)
-    pending = [f for f, _ in upstream if not f._final]
+    upstream = run._upstream
+    if upstream is None or _results_hold_more(upstream[0]):
+        upstream = run._upstream = (collect_futures(params), collect_futures(None, waits))
+    pending = [f for part in upstream for f, _ in part if not f._final]
     if pending:
         run._deps_left = len(pending)
         counter = _Dependencies(dispatcher, run)
         for f in pending:
             f.add_done_callback(counter)
         return
-    problem = upstream_problem(upstream)
+    problem = upstream_problem(upstream[0]) or upstream_problem(upstream[1])
     if problem is not None:
         finish_not_ready(run, problem)
         dispatcher.finished(run)
         return
-    if upstream:
-        record_dependencies(run, upstream)
+    if not _all_atoms(params):  # futures to replace, or annotations to unwrap
+        run._raw_parameters = params
         run.parameters = replace_futures(params, value_of)
     dispatcher.offer(run)
+
+
+def _all_atoms(params: dict[str, Any]) -> bool:
+    for value in params.values():
+        if type(value) not in _ATOMS:
+            return False
+    return True
+
+
+def _results_hold_more(found: list[tuple[TaskFuture[Any], bool]]) -> bool:
+    """True when a finished input's result is a container that may hold futures."""
+    for future, _ in found:
+        if future._final and type(future._state.data) not in _ATOMS:
+            return True
+    return False
 
 
 def upstream_problem(upstream: list[tuple[TaskFuture[Any], bool]]) -> str | None:
@@ -141,17 +160,6 @@ def value_of(future: TaskFuture[Any], allowed: bool) -> Any:
     if state.type is StateType.COMPLETED:
         return state.data
     return state.exception()
-
-
-def record_dependencies(run: TaskRunContext, upstream: list[tuple[TaskFuture[Any], bool]]) -> None:
-    for name, value in run.parameters.items():
-        found = collect_futures(value)
-        if found:
-            run.dependencies.setdefault(name, set()).update(f.task_run_id for f, _ in found)
-    if run.wait_for is not None:
-        found = collect_futures(list(run.wait_for))
-        if found:
-            run.dependencies.setdefault("wait_for", set()).update(f.task_run_id for f, _ in found)
 
 
 def finish_not_ready(run: TaskRunContext, message: str) -> None:
@@ -174,18 +182,22 @@ def finish_cancelled(run: TaskRunContext) -> None:
 # ---------------------------------------------------------------------- execution
 
 
-async def execute(dispatcher: Dispatcher, run: TaskRunContext) -> None:
-    """(slot worker, inside the run's context) Run an admitted run to its end."""
-    with dispatcher.cancel_lock:
-        if run._cancel_requested:
-            return
-        run._started = True
+def enter_run(run: TaskRunContext) -> None:
+    """(inside the run's context) Make ``run`` the current run there."""
     current_run.set(run)
-    await drive(run, dispatcher.executor)
+
+
+def execute(dispatcher: Dispatcher, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
+    """(dispatcher, inside the run's context) The coroutine that runs an admitted run."""
+    return drive(run, dispatcher.executor)
 
 
 async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
-    """Run every attempt of ``run`` and return its final state (finishing its future)."""
+    """Run every attempt of ``run`` and return its final state (finishing its future).
+
+    The attempts are inlined here, rather than in a helper coroutine, so that a
+    run waiting on its body keeps as few coroutine frames alive as possible.
+    """
     task = run.task
     future = run.future
     log_prints = task.log_prints
@@ -196,14 +208,45 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     run._start_time = state._ts
     if future is not None:
         future._set_state(state)
+    timeout = task.timeout_seconds
     try:
         if task.on_running:
             await _call_hooks(task.on_running, run, state, ex)
         args, kwargs = task._call_args(run.parameters)
         while True:
             run.attempt += 1
-            state = await _attempt(run, args, kwargs, ex)
-            if not _should_retry(run, state):
+            # ------------------------------------------------ one attempt
+            try:
+                if task.isasync and ex.runs_async_locally:
+                    if ex.promotes and not run._in_task:
+                        await PROMOTE
+                    if timeout is None:
+                        value = await ex.call_async(run, task.fn(*args, **kwargs))
+                    else:
+                        import anyio
+
+                        with anyio.move_on_after(timeout) as scope:
+                            value = await ex.call_async(run, task.fn(*args, **kwargs))
+                        if scope.cancelled_caught:
+                            raise AttemptTimedOut
+                else:
+                    value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
+                state = Completed(value)
+            except RunCancelledSignal:
+                state = Cancelled()
+            except AttemptTimedOut:
+                run._timed_out_attempt = run.attempt
+                error = TaskRunTimeout(f"task run {run.task_run_name!r} timed out after {timeout} s")
+                state = Failed(error, name="TimedOut")
+            except Exception as exc:
+                state = Failed(exc)
+            except BaseException as exc:
+                if is_cancellation(exc):
+                    raise
+                state = Crashed(exc)
+            # ------------------------------------------------ retry?
+            if not (state.type is StateType.FAILED and run.attempt <= task.retries
+                    and not run._cancel_requested):
                 break
             if task.retry_condition_fn is not None:
                 verdict = await _call_checked(ex, task.retry_condition_fn, task, run, state)
@@ -241,47 +284,6 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     return state
 
 
-def _should_retry(run: TaskRunContext, state: State[Any]) -> bool:
-    return (
-        state.type is StateType.FAILED
-        and run.attempt <= run.task.retries
-        and not run._cancel_requested
-    )
-
-
-async def _attempt(run: TaskRunContext, args: tuple[Any, ...], kwargs: dict[str, Any],
-                   ex: Executor) -> State[Any]:
-    task = run.task
-    timeout = task.timeout_seconds
-    try:
-        if task.isasync and ex.runs_async_locally:
-            coro = task.fn(*args, **kwargs)
-            if timeout is None:
-                value = await ex.call_async(run, coro)
-            else:
-                import anyio
-
-                with anyio.move_on_after(timeout) as scope:
-                    value = await ex.call_async(run, coro)
-                if scope.cancelled_caught:
-                    raise AttemptTimedOut
-        else:
-            value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
-        return Completed(value)
-    except RunCancelledSignal:
-        return Cancelled()
-    except AttemptTimedOut:
-        run._timed_out_attempt = run.attempt
-        error = TaskRunTimeout(f"task run {run.task_run_name!r} timed out after {timeout} s")
-        return Failed(error, name="TimedOut")
-    except Exception as exc:
-        return Failed(exc)
-    except BaseException as exc:
-        if is_cancellation(exc):
-            raise
-        return Crashed(exc)
-
-
 async def _call_checked(ex: Executor, fn: Callable[..., Any], *args: Any) -> Any:
     return await ex.call_user(fn, *args)
 
@@ -305,15 +307,14 @@ class RunnerExecutor:
     worker threads; anything that needs a loop task first awaits ``PROMOTE``."""
 
     runs_async_locally = True
+    promotes = True
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
         self._backend = dispatcher.backend
-
-    async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
-        if not run._in_task:
-            await PROMOTE
-        return await self._backend.run_cancellable(run, coro)
+        # The body's coroutine is awaited inside the backend's cancellable
+        # wrapper directly: one coroutine frame less per waiting run.
+        self.call_async = dispatcher.backend.run_cancellable
 
     async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
                         kwargs: dict[str, Any], timeout: float | None) -> Any:
@@ -374,6 +375,7 @@ class InlineExecutor:
     """
 
     runs_async_locally = True
+    promotes = False
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
         coro.close()
@@ -399,6 +401,7 @@ class DirectAsyncExecutor:
     """Executor for a direct call of an async task, on the caller's loop."""
 
     runs_async_locally = True
+    promotes = False
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
         return await coro
@@ -483,26 +486,26 @@ def drive_inline(run: TaskRunContext) -> State[Any]:
 def resolve_inputs_blocking(parameters: dict[str, Any]) -> dict[str, Any]:
     """Wait for futures in ``parameters`` (blocking) and replace them with values."""
     upstream = collect_futures(parameters)
-    if not upstream:
-        return parameters
-    from .futures import _wait_many
+    if upstream:
+        from .futures import _wait_many
 
-    _wait_many([f for f, _ in upstream], None, stop_on_failure=False)
+        _wait_many([f for f, _ in upstream], None, stop_on_failure=False)
     return _checked_replace(parameters)
 
 
 async def resolve_inputs_async(parameters: dict[str, Any]) -> dict[str, Any]:
     """Await futures in ``parameters`` and replace them with values."""
     upstream = collect_futures(parameters)
-    if not upstream:
-        return parameters
-    from .futures import _wait_many_async
+    if upstream:
+        from .futures import _wait_many_async
 
-    await _wait_many_async([f for f, _ in upstream], None, stop_on_failure=False)
+        await _wait_many_async([f for f, _ in upstream], None, stop_on_failure=False)
     return _checked_replace(parameters)
 
 
 def _checked_replace(parameters: dict[str, Any]) -> dict[str, Any]:
+    if _all_atoms(parameters):
+        return parameters
     while True:
         upstream = collect_futures(parameters)
         if all(f._final for f, _ in upstream):

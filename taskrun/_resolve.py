@@ -19,6 +19,7 @@ from .futures import TaskFuture
 
 _ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex, range, bytearray})
 _SEQUENCES = (list, tuple, set, frozenset)
+_CONTAINERS = (dict, list, tuple, set, frozenset)
 
 
 def collect_futures(expr: Any, wait_for: Any = None) -> list[tuple[TaskFuture[Any], bool]]:
@@ -31,7 +32,7 @@ def collect_futures(expr: Any, wait_for: Any = None) -> list[tuple[TaskFuture[An
     _collect(expr, found, False, True, seen)
     if wait_for is not None:
         for item in wait_for:
-            _collect(item, found, False, True, seen)
+            _collect(item, found, False, False, seen)
     return list(found.values())
 
 
@@ -58,7 +59,7 @@ def _collect(expr: Any, found: dict[int, tuple[TaskFuture[Any], bool]], allowed:
         _collect(expr.value, found, allowed or isinstance(expr, allow_failure),
                  into_results and not isinstance(expr, opaque), seen)
         return
-    if isinstance(expr, (dict, *_SEQUENCES)) or _is_dataclass_instance(expr):
+    if isinstance(expr, _CONTAINERS) or _is_dataclass_instance(expr):
         if id(expr) in seen:
             return
         seen.add(id(expr))

@@ -60,7 +60,9 @@ class TaskRunContext:
         "tags",
         "attempt",
         "future",
-        "dependencies",
+        "_dependencies",
+        "_raw_parameters",
+        "_deps_computed",
         "_id",
         "_name",
         "_context",
@@ -94,7 +96,9 @@ class TaskRunContext:
         self.tags = tags
         self.attempt = 0
         self.future: TaskFuture[Any] | None = None
-        self.dependencies: dict[str, set[uuid.UUID]] = {}
+        self._dependencies: dict[str, set[uuid.UUID]] | None = None
+        self._raw_parameters: dict[str, Any] | None = None
+        self._deps_computed = False
         self._id: uuid.UUID | None = None
         self._name: str | None = None
         self._context = context
@@ -130,6 +134,38 @@ class TaskRunContext:
         if name is None:
             name = self._name = self.task._format_run_name(self)
         return name
+
+    @property
+    def dependencies(self) -> dict[str, set[uuid.UUID]]:
+        """Parameter name -> ids of the upstream runs found in it (``"wait_for"`` too).
+
+        Worked out on first access from the parameters as submitted.
+        """
+        deps = self._dependencies
+        if deps is None:
+            deps = {}
+        if not self._deps_computed:
+            from ._resolve import collect_futures
+
+            raw = self._raw_parameters if self._raw_parameters is not None else self.parameters
+            for name, value in raw.items():
+                found = collect_futures(value)
+                if found:
+                    deps.setdefault(name, set()).update(f.task_run_id for f, _ in found)
+            if self.wait_for:
+                found = collect_futures(None, self.wait_for)
+                if found:
+                    deps.setdefault("wait_for", set()).update(f.task_run_id for f, _ in found)
+            self._dependencies = deps
+            self._deps_computed = True
+        return deps
+
+    def add_dependencies(self, given: dict[str, Any]) -> None:
+        """Merge caller-supplied inputs (``submit(..., dependencies=...)``)."""
+        deps = self._dependencies if self._dependencies is not None else {}
+        for key, ids in given.items():
+            deps.setdefault(key, set()).update(ids)
+        self._dependencies = deps
 
     def cancel_requested(self) -> bool:
         """True once the run was cancelled, or its current attempt timed out.

@@ -121,8 +121,7 @@ class TaskRunner(abc.ABC, Generic[F]):
         for parameters in params_list:
             run = TaskRunContext(task, parameters, tags, context.copy(), waits)
             if dependencies:
-                for key, ids in dependencies.items():
-                    run.dependencies.setdefault(key, set()).update(ids)
+                run.add_dependencies(dependencies)
             runs.append(run)
         return runs
 
@@ -466,7 +465,8 @@ class ThreadPoolTaskRunner(TaskRunner[ConcurrentFuture[Any]]):
         from . import _engine
 
         dispatcher = Dispatcher(backend, self.max_workers, f"taskrun-{self.name}", _engine.admit,
-                                _engine.execute, _engine.finish_cancelled, _engine.finish_crashed)
+                                _engine.execute, _engine.finish_cancelled, _engine.finish_crashed,
+                                _engine.enter_run)
         dispatcher.executor = _engine.RunnerExecutor(dispatcher)
         return dispatcher
 

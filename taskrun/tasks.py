@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from typing_extensions import ParamSpec
 
 from . import settings
+from .annotations import unmapped
 from .context import TaskRunContext, current_run, current_runner, current_tags
 from .exceptions import ParameterBindError
 
@@ -187,13 +188,18 @@ class Task(Generic[P, R]):
     def _check_delays(self, delay: Any) -> float | list[float]:
         if callable(delay):
             delay = delay(self.retries)
-        if isinstance(delay, (int, float)) and not isinstance(delay, bool):
+        if isinstance(delay, (str, bytes)) or isinstance(delay, bool):
+            raise TypeError(
+                "retry_delay_seconds must be a number, a list of numbers, or a callable "
+                f"retries -> list of numbers; got {delay!r}"
+            )
+        if isinstance(delay, (int, float)):
             if not delay >= 0:
                 raise ValueError(f"retry_delay_seconds must be >= 0, got {delay!r}")
             return float(delay)
         try:
             delays = [float(d) for d in delay]
-        except TypeError:
+        except (TypeError, ValueError):
             raise TypeError(
                 "retry_delay_seconds must be a number, a list of numbers, or a callable "
                 f"retries -> list of numbers; got {delay!r}"
@@ -264,8 +270,11 @@ class Task(Generic[P, R]):
         self._simple = all(p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY) for p in params)
         self._var_keyword = next((p.name for p in params if p.kind is kinds.VAR_KEYWORD), None)
 
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Bind call arguments to a parameters dict (``**kwargs`` entries flattened in)."""
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], defaults: bool = True) -> dict[str, Any]:
+        """Bind call arguments to a parameters dict (``**kwargs`` entries flattened in).
+
+        With ``defaults``, parameters left out are filled with their defaults.
+        """
         if self._signature is None:
             if args:
                 raise ParameterBindError(f"task {self.name!r}: pass arguments by keyword")
@@ -276,6 +285,8 @@ class Task(Generic[P, R]):
             raise ParameterBindError(
                 f"task {self.name!r}{self._signature}: {exc}; fix the arguments passed to it"
             ) from None
+        if defaults:
+            bound.apply_defaults()
         parameters = dict(bound.arguments)
         if self._var_keyword is not None and self._var_keyword in parameters:
             extra = parameters.pop(self._var_keyword)
@@ -386,7 +397,13 @@ class Task(Generic[P, R]):
             futures = add.map([1, 2, 3], y=unmapped(10))
         """
         runner = self._runner("map")
-        return runner.map(self, self.bind(args, kwargs), wait_for=wait_for)  # type: ignore[no-any-return]
+        given = self.bind(args, kwargs, defaults=False)
+        parameters = {
+            # Defaults are the same for every run, even an iterable one.
+            name: given[name] if name in given else unmapped(value)
+            for name, value in self.bind(args, kwargs).items()
+        }
+        return runner.map(self, parameters, wait_for=wait_for)  # type: ignore[no-any-return]
 
     @overload
     def __call__(self: Task[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...

@@ -97,6 +97,10 @@ class _Promote:
 
 
 PROMOTE = _Promote()
+
+
+async def _nothing() -> None:
+    return None
 _START: Any = object()
 
 
@@ -137,7 +141,8 @@ class Dispatcher:
 
     def __init__(self, backend: Backend, limit: int, name: str, admit: Admit, execute: Execute,
                  finish_cancelled: Callable[[Any], None],
-                 finish_crashed: Callable[[Any, BaseException], None]) -> None:
+                 finish_crashed: Callable[[Any, BaseException], None],
+                 enter_run: Callable[[Any], None]) -> None:
         self.backend = backend
         self.limit = limit
         self.active = 0
@@ -147,6 +152,7 @@ class Dispatcher:
         self._execute = execute
         self._finish_cancelled = finish_cancelled
         self._finish_crashed = finish_crashed
+        self._enter_run = enter_run
         self._spawner = backend.spawner()
         self.pool = WorkerPool(backend, name)
         self._inbox: list[Any] = []
@@ -240,7 +246,18 @@ class Dispatcher:
 
     def _start(self, run: Any) -> None:
         run._holds_slot = True
-        self._step(run, self._execute(self, run), _START)
+        self._step(run, self._begin(run), _START)
+
+    def _begin(self, run: Any) -> Coroutine[Any, Any, Any]:
+        """The coroutine of a run about to start (a no-op one if it was cancelled)."""
+        with self.cancel_lock:
+            cancelled = run._cancel_requested
+            if not cancelled:
+                run._started = True
+        if cancelled:
+            return _nothing()
+        run._context.run(self._enter_run, run)
+        return self._execute(self, run)
 
     def _step(self, run: Any, coro: Coroutine[Any, Any, Any], value: Any) -> None:
         """The direct driver: step ``coro`` until it parks, moves to a task, or ends.
@@ -254,13 +271,13 @@ class Dispatcher:
                 run = self._end(run, None)
                 if run is None:
                     return
-                coro, value = self._execute(self, run), _START
+                coro, value = self._begin(run), _START
                 continue
             except BaseException as exc:  # the engine never lets one out; be safe if it does
                 run = self._end(run, exc)
                 if run is None:
                     return
-                coro, value = self._execute(self, run), _START
+                coro, value = self._begin(run), _START
                 continue
             if type(signal) is Park:
                 job = signal.job
@@ -310,7 +327,7 @@ class Dispatcher:
             if ended is not None and _is_host_cancellation(ended):
                 raise ended
             if run is not None:
-                coro, signal = self._execute(self, run), _START
+                coro, signal = self._begin(run), _START
 
     def _end(self, run: Any, error: BaseException | None) -> Any:
         """Book a run's end; returns the next ready run when the slot passes to it."""
