@@ -58,6 +58,7 @@ class Executor(Protocol):
 
     runs_async_locally: bool
     promotes: bool
+    direct_await: bool
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any: ...
 
@@ -220,15 +221,26 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                 if task.isasync and ex.runs_async_locally:
                     if ex.promotes and not run._in_task:
                         await PROMOTE
-                    if timeout is None:
-                        value = await ex.call_async(run, task.fn(*args, **kwargs))
-                    else:
-                        import anyio
-
-                        with anyio.move_on_after(timeout) as scope:
-                            value = await ex.call_async(run, task.fn(*args, **kwargs))
-                        if scope.cancelled_caught:
-                            raise AttemptTimedOut
+                    coro = task.fn(*args, **kwargs)
+                    scope = _NO_SCOPE if timeout is None else _deadline(timeout)
+                    with scope:
+                        if ex.direct_await:
+                            # Awaited right here, not in a wrapper coroutine: a
+                            # waiting run keeps one frame less alive.
+                            ex.arm_cancel(run, coro)
+                            try:
+                                value = await coro
+                            except BaseException as exc:
+                                if ex.disarm_cancel(run, exc):
+                                    raise RunCancelledSignal from None
+                                raise
+                            if ex.disarm_cancel(run, None):
+                                await ex.absorb_cancel()
+                                raise RunCancelledSignal
+                        else:
+                            value = await ex.call_async(run, coro)
+                    if scope.cancelled_caught:
+                        raise AttemptTimedOut
                 else:
                     value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
                 state = Completed(value)
@@ -284,6 +296,27 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     return state
 
 
+class _NoScope:
+    """Stands in for a cancel scope when a run has no timeout."""
+
+    cancelled_caught = False
+
+    def __enter__(self) -> _NoScope:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None
+
+
+_NO_SCOPE = _NoScope()
+
+
+def _deadline(timeout: float) -> Any:
+    import anyio
+
+    return anyio.move_on_after(timeout)
+
+
 async def _call_checked(ex: Executor, fn: Callable[..., Any], *args: Any) -> Any:
     return await ex.call_user(fn, *args)
 
@@ -311,10 +344,18 @@ class RunnerExecutor:
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
-        self._backend = dispatcher.backend
-        # The body's coroutine is awaited inside the backend's cancellable
-        # wrapper directly: one coroutine frame less per waiting run.
-        self.call_async = dispatcher.backend.run_cancellable
+        backend = self._backend = dispatcher.backend
+        self.call_async = backend.run_cancellable
+        self.direct_await = backend.direct_await
+        if self.direct_await:
+            self.disarm_cancel = backend.disarm_cancel
+            self.absorb_cancel = backend.absorb_cancel
+
+    def arm_cancel(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> None:
+        if run._cancel_requested:
+            coro.close()
+            raise RunCancelledSignal
+        self._backend.arm_cancel(run)
 
     async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
                         kwargs: dict[str, Any], timeout: float | None) -> Any:
@@ -376,6 +417,7 @@ class InlineExecutor:
 
     runs_async_locally = True
     promotes = False
+    direct_await = False
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
         coro.close()
@@ -402,6 +444,7 @@ class DirectAsyncExecutor:
 
     runs_async_locally = True
     promotes = False
+    direct_await = False
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
         return await coro

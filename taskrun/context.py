@@ -69,6 +69,7 @@ class TaskRunContext:
         "_cancel_requested",
         "_timed_out_attempt",
         "_cancel_hook",
+        "_cancel_delivered",
         "_slots",
         "_slot_run",
         "_holds_slot",
@@ -79,7 +80,6 @@ class TaskRunContext:
         "_in_task",
         "_end_time",
         "_start_time",
-        "__weakref__",
     )
 
     def __init__(
@@ -105,6 +105,7 @@ class TaskRunContext:
         self._cancel_requested = False
         self._timed_out_attempt = 0
         self._cancel_hook: Any = None
+        self._cancel_delivered = False
         self._slots: Any = None
         self._slot_run: TaskRunContext | None = None
         self._holds_slot = False

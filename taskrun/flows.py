@@ -155,8 +155,6 @@ def _resolve_blocking(value: Any) -> Any:
 
     while True:
         found = collect_futures(value)
-        if not found:
-            return value
         if all(f.done() for f, _ in found):
             return replace_futures(value, lambda f, allowed: f.state.result(not allowed))
         _wait_many([f for f, _ in found], None, stop_on_failure=False)
@@ -167,8 +165,6 @@ async def _resolve_async(value: Any) -> Any:
 
     while True:
         found = collect_futures(value)
-        if not found:
-            return value
         if all(f.done() for f, _ in found):
             return replace_futures(value, lambda f, allowed: f.state.result(not allowed))
         await _wait_many_async([f for f, _ in found], None, stop_on_failure=False)

@@ -13,8 +13,9 @@ import asyncio
 import inspect
 import sys
 import threading
+import types
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Protocol
 
 
@@ -60,8 +61,6 @@ class Spawner(Protocol):
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
 
-    def cancel(self) -> None: ...
-
 
 # --------------------------------------------------------------------------- asyncio
 
@@ -104,27 +103,20 @@ class _AsyncioCanceller:
 
 
 class _AsyncioSpawner:
+    """Starts tasks on the loop. The dispatcher keeps count of its drivers and
+    waits for them itself; each task is referenced by the run it drives."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> _AsyncioSpawner:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if exc_info[0] is not None:
-            self.cancel()
-        while self._tasks:
-            await asyncio.wait(list(self._tasks))
+        return None
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def cancel(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self._loop.create_task(coro)
 
 
 class AsyncioBackend:
@@ -150,6 +142,47 @@ class AsyncioBackend:
 
     def spawner(self) -> Spawner:
         return _AsyncioSpawner(self.loop)
+
+    # A task driver awaits an async body directly and cancels a run by
+    # cancelling its own task (then taking that cancellation back), so no
+    # wrapper coroutine stays alive per waiting run.
+    direct_await = True
+
+    def relay(self, signal: Any) -> Awaitable[Any]:
+        """An awaitable that hands ``signal`` (yielded by a run) on to the task."""
+        return _yield(signal)
+
+    def arm_cancel(self, run: Any) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        run._cancel_hook = task.cancel
+
+    def disarm_cancel(self, run: Any, exc: BaseException | None) -> bool:
+        """After the body: True when it ended because the run was cancelled."""
+        run._cancel_hook = None
+        if not run._cancel_delivered:
+            return False
+        run._cancel_delivered = False
+        task = asyncio.current_task()
+        if exc is not None and not isinstance(exc, asyncio.CancelledError):
+            return False
+        if task is not None and hasattr(task, "uncancel"):
+            if exc is None and not task.cancelling():
+                return True
+            task.uncancel()
+            if task.cancelling():  # the host was cancelled as well
+                return False
+        return True
+
+    async def absorb_cancel(self) -> None:
+        """Take a cancel that was requested while the body was running."""
+        task = asyncio.current_task()
+        if task is not None and getattr(task, "_must_cancel", False):
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                if hasattr(task, "uncancel"):
+                    task.uncancel()
 
     def run_cancellable(self, run: Any, awaitable: Awaitable[Any]) -> Awaitable[Any]:
         return _run_cancellable_asyncio(run, awaitable)
@@ -225,6 +258,11 @@ class TrioBackend:
     def spawner(self) -> Spawner:
         return _TrioSpawner()
 
+    direct_await = False
+
+    def relay(self, signal: Any) -> Awaitable[Any]:
+        return _yield(signal)
+
     def run_cancellable(self, run: Any, awaitable: Awaitable[Any]) -> Awaitable[Any]:
         return _run_cancellable_trio(run, awaitable)
 
@@ -234,6 +272,12 @@ class TrioBackend:
 
 async def _await(coro: Coroutine[Any, Any, Any]) -> Any:
     return await coro
+
+
+@types.coroutine
+def _yield(signal: Any) -> Generator[Any, Any, Any]:
+    """Pass a value a run yielded on to the task running us; return what comes back."""
+    return (yield signal)
 
 
 class _TrioSpawner:
@@ -255,8 +299,6 @@ class _TrioSpawner:
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._nursery.start_soon(_await, coro)
 
-    def cancel(self) -> None:
-        self._nursery.cancel_scope.cancel()
 
 
 # --------------------------------------------------------------------------- detection

@@ -30,8 +30,8 @@ Thread-safe: :meth:`submit_many`, :meth:`request_cancel`, :meth:`cancel_all`,
 
 from __future__ import annotations
 
+import collections.abc
 import threading
-import types
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
@@ -104,12 +104,6 @@ async def _nothing() -> None:
 _START: Any = object()
 
 
-@types.coroutine
-def _yield(signal: Any) -> Generator[Any, Any, Any]:
-    """Pass a coroutine's yielded value on to the task running us."""
-    return (yield signal)
-
-
 class _DirectResume:
     """The waiter of a job parked by the direct driver: steps its run on."""
 
@@ -136,6 +130,103 @@ def _is_host_cancellation(exc: BaseException) -> bool:
     return is_cancellation(exc)
 
 
+class _AsyncioTaskDriver:
+    """The task driver for asyncio, written as a coroutine object by hand.
+
+    asyncio's task calls :meth:`send`/:meth:`throw` on it like on any coroutine;
+    each call steps the current run (inside the run's context) and hands back
+    what the run yields, so a waiting run costs no driver frame at all. A
+    :class:`Park` becomes a loop future the task waits on; when the run ends the
+    driver takes the next ready run, and stops when there is none.
+    """
+
+    __slots__ = ("_dispatcher", "_run", "_coro", "_job")
+
+    def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
+        self._dispatcher = dispatcher
+        self._run = run
+        self._coro = coro
+        self._job: Job | None = None
+        run._in_task = True
+        if type(signal) is Park:  # cannot happen (the direct driver parks these itself)
+            raise RuntimeError("internal error: a parked run was handed to a task driver")
+
+    def __await__(self) -> Any:
+        return self
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        return self._advance(None, None)
+
+    def send(self, value: Any) -> Any:
+        return self._advance(value, None)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if isinstance(typ, BaseException):
+            error = typ
+        else:
+            error = typ() if val is None else (val if isinstance(val, BaseException) else typ(val))
+        return self._advance(None, error)
+
+    def close(self) -> None:
+        coro, self._coro = self._coro, None
+        if coro is not None:
+            coro.close()
+
+    def _advance(self, value: Any, error: BaseException | None) -> Any:
+        dispatcher = self._dispatcher
+        while True:
+            job = self._job
+            if job is not None:
+                self._job = None
+                if error is None:
+                    value = job.waiter._future.result()
+                else:
+                    job.abandoned = True
+            run = self._run
+            coro = self._coro
+            ended: BaseException | None = None
+            try:
+                if error is None:
+                    signal = run._context.run(coro.send, value)
+                else:
+                    signal = run._context.run(coro.throw, error)
+            except StopIteration:
+                pass
+            except BaseException as exc:
+                ended = exc
+            else:
+                if signal is PROMOTE:
+                    value = error = None
+                    continue
+                if type(signal) is Park:
+                    job = self._job = signal.job
+                    job.waiter = waiter = dispatcher.backend.create_waiter()
+                    dispatcher.pool.put(job)
+                    future = waiter._future  # type: ignore[attr-defined]
+                    future._asyncio_future_blocking = True
+                    return future
+                return signal
+            nxt = dispatcher._end(run, ended)
+            if ended is not None and _is_host_cancellation(ended):
+                self._coro = None
+                dispatcher._driver_done()
+                raise ended
+            if nxt is None:
+                self._coro = None
+                dispatcher._driver_done()
+                raise StopIteration
+            nxt._in_task = True
+            self._run = nxt
+            self._coro = dispatcher._begin(nxt)
+            value = error = None
+
+
+collections.abc.Coroutine.register(_AsyncioTaskDriver)
+
+
 class Dispatcher:
     """Runs submitted runs on one loop with at most ``limit`` executing at once."""
 
@@ -159,6 +250,8 @@ class Dispatcher:
         self._inbox_lock = threading.Lock()
         self._outstanding: set[Any] = set()
         self._idle_waiter: Waiter | None = None
+        self._drivers = 0
+        self._drivers_waiter: Waiter | None = None
         self.cancel_lock = threading.Lock()
         self.executor: Any = None
         self._open = False
@@ -183,6 +276,9 @@ class Dispatcher:
                 except BaseException:
                     self.cancel_all()
                     raise
+            while self._drivers:
+                waiter = self._drivers_waiter = self.backend.create_waiter()
+                await waiter.wait()
             self._open = False
         # The nursery (trio) must be left in the scope it was entered in, so
         # outside the shield above; every run is over by now.
@@ -284,50 +380,67 @@ class Dispatcher:
                 job.waiter = _DirectResume(self, run, coro)
                 self.pool.put(job)
             else:
-                self._spawner.spawn(self._task_driver(run, coro, signal))
+                self._spawn_driver(run, coro, signal)
             return
 
+    def _spawn_driver(self, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
+        self._drivers += 1
+        if self.backend.direct_await:
+            driver: Any = _AsyncioTaskDriver(self, run, coro, signal)
+        else:
+            driver = self._task_driver(run, coro, signal)
+        self._spawner.spawn(driver)
+
+    def _driver_done(self) -> None:
+        self._drivers -= 1
+        if not self._drivers and self._drivers_waiter is not None:
+            waiter, self._drivers_waiter = self._drivers_waiter, None
+            waiter.set(None)
+
     async def _task_driver(self, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
-        """The task driver: step runs inside this loop task, one after another."""
+        """The task driver (any backend): step runs inside this task, one after another."""
         backend = self.backend
-        while run is not None:
-            run._in_task = True
-            context_run = run._context.run
-            ended: BaseException | None = None
-            while True:
-                value: Any = None
-                error: BaseException | None = None
-                if signal is _START or signal is PROMOTE:
-                    pass
-                elif type(signal) is Park:
-                    job = signal.job
-                    job.waiter = backend.create_waiter()
-                    self.pool.put(job)
-                    try:
-                        value = await job.waiter.wait()
-                    except BaseException as exc:
-                        job.abandoned = True
-                        error = exc
-                else:
-                    try:
-                        value = await _yield(signal)
-                    except BaseException as exc:
-                        error = exc
-                try:
-                    if error is None:
-                        signal = context_run(coro.send, value)
+        try:
+            while run is not None:
+                run._in_task = True
+                context_run = run._context.run
+                ended: BaseException | None = None
+                while True:
+                    value: Any = None
+                    error: BaseException | None = None
+                    if signal is _START or signal is PROMOTE:
+                        pass
+                    elif type(signal) is Park:
+                        job = signal.job
+                        job.waiter = backend.create_waiter()
+                        self.pool.put(job)
+                        try:
+                            value = await job.waiter.wait()
+                        except BaseException as exc:
+                            job.abandoned = True
+                            error = exc
                     else:
-                        signal = context_run(coro.throw, error)
-                except StopIteration:
-                    break
-                except BaseException as exc:
-                    ended = exc
-                    break
-            run = self._end(run, ended)
-            if ended is not None and _is_host_cancellation(ended):
-                raise ended
-            if run is not None:
-                coro, signal = self._begin(run), _START
+                        try:
+                            value = await backend.relay(signal)
+                        except BaseException as exc:
+                            error = exc
+                    try:
+                        if error is None:
+                            signal = context_run(coro.send, value)
+                        else:
+                            signal = context_run(coro.throw, error)
+                    except StopIteration:
+                        break
+                    except BaseException as exc:
+                        ended = exc
+                        break
+                run = self._end(run, ended)
+                if ended is not None and _is_host_cancellation(ended):
+                    raise ended
+                if run is not None:
+                    coro, signal = self._begin(run), _START
+        finally:
+            self._driver_done()
 
     def _end(self, run: Any, error: BaseException | None) -> Any:
         """Book a run's end; returns the next ready run when the slot passes to it."""
@@ -434,6 +547,7 @@ class Dispatcher:
     def _deliver_cancel(self, run: Any) -> None:
         hook = run._cancel_hook
         if hook is not None:
+            run._cancel_delivered = True
             hook()
 
     def cancel_all(self) -> None:
