@@ -108,7 +108,7 @@ def _replace(expr: Any, resolve: Resolver, allowed: bool, into_results: bool) ->
     if isinstance(expr, dict):
         items = [(_replace(k, resolve, allowed, into_results), _replace(v, resolve, allowed, into_results))
                  for k, v in expr.items()]
-        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, expr.items())):
+        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, expr.items(), strict=True)):
             return expr
         new = copy.copy(expr)
         new.clear()
@@ -116,7 +116,7 @@ def _replace(expr: Any, resolve: Resolver, allowed: bool, into_results: bool) ->
         return new
     if isinstance(expr, _SEQUENCES):
         values = [_replace(v, resolve, allowed, into_results) for v in expr]
-        if all(v is v0 for v, v0 in zip(values, expr)):
+        if all(v is v0 for v, v0 in zip(values, expr, strict=True)):
             return expr
         if isinstance(expr, tuple) and hasattr(expr, "_fields"):
             return kind(*values)

@@ -108,7 +108,7 @@ class Flow(Generic[P, R]):
         def target() -> None:
             try:
                 box.append((True, context.run(self.fn, *args, **kwargs)))
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
+            except BaseException as exc:
                 box.append((False, exc))
 
         thread = threading.Thread(target=target, name=f"taskrun-flow-{self.name}", daemon=True)
@@ -134,7 +134,9 @@ class Flow(Generic[P, R]):
                         with anyio.move_on_after(self.timeout_seconds) as scope:
                             value = await self.fn(*args, **kwargs)  # type: ignore[misc]
                         if scope.cancelled_caught:
-                            raise TaskRunTimeout(f"flow {self.name!r} timed out after {self.timeout_seconds} s")
+                            raise TaskRunTimeout(
+                                f"flow {self.name!r} timed out after {self.timeout_seconds} s"
+                            )
                     value = await _resolve_async(value)
                 except BaseException:
                     runner.cancel_all()

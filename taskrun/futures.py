@@ -34,6 +34,7 @@ from .states import State, StateType
 
 if TYPE_CHECKING:
     from ._core._backend import Backend
+    from ._distributed import DistributedFuture
 
 R = TypeVar("R")
 F = TypeVar("F", bound="TaskFuture[Any]")
@@ -165,7 +166,7 @@ class TaskFuture(abc.ABC, Generic[R]):
         print(future.state.name, future.result())
     """
 
-    __slots__ = ("_state", "_final", "_callbacks", "_run", "__weakref__")
+    __slots__ = ("__weakref__", "_callbacks", "_final", "_run", "_state")
 
     def __init__(self, run: TaskRunContext | None, state: State[Any] | None = None) -> None:
         self._run = run
@@ -364,7 +365,7 @@ class _Countdown:
     """A done callback counting unfinished futures down; fires its waiter at zero
     (or at the first failure, when asked to)."""
 
-    __slots__ = ("_remaining", "_lock", "_stop_on_failure", "_fire", "failed")
+    __slots__ = ("_fire", "_lock", "_remaining", "_stop_on_failure", "failed")
 
     def __init__(self, remaining: int, stop_on_failure: bool, fire: Callable[[Any], None]) -> None:
         self._remaining = remaining
@@ -513,7 +514,9 @@ def wait(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> Do
     return _split(futures)
 
 
-async def wait_async(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> DoneAndNotDoneFutures:
+async def wait_async(
+    futures: Iterable[TaskFuture[Any]], timeout: float | None = None
+) -> DoneAndNotDoneFutures:
     """The async twin of :func:`wait`."""
     check_timeout(timeout)
     futures = list(futures)
@@ -521,7 +524,9 @@ async def wait_async(futures: Iterable[TaskFuture[Any]], timeout: float | None =
     return _split(futures)
 
 
-def as_completed(futures: Iterable[TaskFuture[F]] | Iterable[Any], timeout: float | None = None) -> Iterator[Any]:
+def as_completed(
+    futures: Iterable[TaskFuture[Any]], timeout: float | None = None
+) -> Iterator[TaskFuture[Any]]:
     """Yield each future as it finishes (finished ones first).
 
     Raises :class:`TimeoutError`, naming how many are unfinished, when
@@ -559,7 +564,9 @@ def _as_completed(unique: list[TaskFuture[Any]], timeout: float | None) -> Itera
         yield f
 
 
-async def as_completed_async(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> AsyncIterator[TaskFuture[Any]]:
+async def as_completed_async(
+    futures: Iterable[TaskFuture[Any]], timeout: float | None = None
+) -> AsyncIterator[TaskFuture[Any]]:
     """Async iterator yielding each future as it finishes.
 
     Example::

@@ -42,6 +42,7 @@ from .context import TaskRunContext, current_runner, current_tags
 from .futures import ConcurrentFuture, FutureList, TaskFuture
 
 if TYPE_CHECKING:
+    from ._process import ProcessPoolTaskRunner
     from .tasks import Task
 
 F = TypeVar("F", bound=TaskFuture[Any])
@@ -396,7 +397,7 @@ class LoopHost:
 
         try:
             asyncio.run(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - reported to the thread that started us
+        except BaseException as exc:
             if not self._started.is_set():
                 self._error = exc
                 self._started.set()

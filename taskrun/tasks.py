@@ -132,8 +132,8 @@ class Task(Generic[P, R]):
         self.fn = fn
         self.name: str = name or getattr(fn, "__name__", type(fn).__name__)
         self.description = description if description is not None else inspect.getdoc(fn)
-        self.isasync = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)
+        self.isasync = inspect.iscoroutinefunction(fn) or (
+            not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
         )
         tags = [tags] if isinstance(tags, str) else list(tags or ())
         for tag in tags:
@@ -406,7 +406,9 @@ class Task(Generic[P, R]):
         return runner.map(self, parameters, wait_for=wait_for)  # type: ignore[no-any-return]
 
     @overload
-    def __call__(self: Task[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+    def __call__(
+        self: Task[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
     @overload
     def __call__(self: Task[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
 
