@@ -16,10 +16,10 @@ import random
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from . import _printing
-from ._core._backend import RunCancelledSignal, is_cancellation
+from ._core._backend import DirectAwaitBackend, RunCancelledSignal, is_cancellation
 from ._core._dispatch import PROMOTE, Park
 from ._core._workers import Job
 from ._resolve import collect_futures, replace_futures
@@ -70,6 +70,18 @@ class Executor(Protocol):
     async def call_user(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
 
+
+class DirectAwaitExecutor(Executor, Protocol):
+    """An executor with ``direct_await``: the engine awaits async bodies itself and
+    cancels them through the task hosting the run."""
+
+    def arm_cancel(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> None: ...
+
+    def disarm_cancel(self, run: TaskRunContext, exc: BaseException | None) -> bool: ...
+
+    async def absorb_cancel(self) -> None: ...
+
+
 # ---------------------------------------------------------------------- admission
 
 _ATOMS = frozenset({int, float, str, bytes, bool, type(None)})
@@ -78,7 +90,7 @@ _ATOMS = frozenset({int, float, str, bytes, bool, type(None)})
 class _Dependencies:
     """Done callback counting a run's unfinished inputs; re-admits it at zero."""
 
-    __slots__ = ("_dispatcher", "_run", "_lock")
+    __slots__ = ("_dispatcher", "_lock", "_run")
 
     def __init__(self, dispatcher: Dispatcher, run: TaskRunContext) -> None:
         self._dispatcher = dispatcher
@@ -227,15 +239,16 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                         if ex.direct_await:
                             # Awaited right here, not in a wrapper coroutine: a
                             # waiting run keeps one frame less alive.
-                            ex.arm_cancel(run, coro)
+                            direct = cast(DirectAwaitExecutor, ex)
+                            direct.arm_cancel(run, coro)
                             try:
                                 value = await coro
                             except BaseException as exc:
-                                if ex.disarm_cancel(run, exc):
+                                if direct.disarm_cancel(run, exc):
                                     raise RunCancelledSignal from None
                                 raise
-                            if ex.disarm_cancel(run, None):
-                                await ex.absorb_cancel()
+                            if direct.disarm_cancel(run, None):
+                                await direct.absorb_cancel()
                                 raise RunCancelledSignal
                         else:
                             value = await ex.call_async(run, coro)
@@ -348,14 +361,15 @@ class RunnerExecutor:
         self.call_async = backend.run_cancellable
         self.direct_await = backend.direct_await
         if self.direct_await:
-            self.disarm_cancel = backend.disarm_cancel
-            self.absorb_cancel = backend.absorb_cancel
+            direct = cast(DirectAwaitBackend, backend)
+            self.disarm_cancel = direct.disarm_cancel
+            self.absorb_cancel = direct.absorb_cancel
 
     def arm_cancel(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> None:
         if run._cancel_requested:
             coro.close()
             raise RunCancelledSignal
-        self._backend.arm_cancel(run)
+        cast(DirectAwaitBackend, self._backend).arm_cancel(run)
 
     async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
                         kwargs: dict[str, Any], timeout: float | None) -> Any:
@@ -474,7 +488,7 @@ def _call_with_thread_timeout(fn: Callable[..., Any], args: tuple[Any, ...], kwa
     def target() -> None:
         try:
             box.append((True, context.run(fn, *args, **kwargs)))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             box.append((False, exc))
 
     thread = threading.Thread(target=target, name="taskrun-timeout", daemon=True)
@@ -500,7 +514,7 @@ def _run_coroutine_elsewhere(awaitable: Any) -> Any:
     def target() -> None:
         try:
             box.append((True, asyncio.run(wrapper())))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             box.append((False, exc))
 
     thread = threading.Thread(target=target, name="taskrun-hook")

@@ -172,7 +172,7 @@ class TaskFuture(abc.ABC, Generic[R]):
         self._run = run
         self._state: State[Any] = state if state is not None else State(StateType.PENDING)
         self._final = False
-        self._callbacks: list[Callable[[Any], None]] | None = None
+        self._callbacks: list[Callable[[Any], object]] | None = None
 
     # ------------------------------------------------------------------ consumer side
 
@@ -472,7 +472,7 @@ class FutureList(list[F]):
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[Any]:
         """Values in input order; raises the first failure as soon as it happens."""
         check_timeout(timeout)
-        futures = list(self)
+        futures: list[TaskFuture[Any]] = list(self)
         _wait_many(futures, timeout, stop_on_failure=raise_on_failure)
         return _results(futures, timeout, raise_on_failure)
 
@@ -484,7 +484,7 @@ class FutureList(list[F]):
     async def result_async(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[Any]:
         """The async twin of :meth:`result`."""
         check_timeout(timeout)
-        futures = list(self)
+        futures: list[TaskFuture[Any]] = list(self)
         await _wait_many_async(futures, timeout, stop_on_failure=raise_on_failure)
         return _results(futures, timeout, raise_on_failure)
 

@@ -200,7 +200,7 @@ class TaskRunner(abc.ABC, Generic[F]):
         import queue
 
         in_flight: deque[F] = deque()
-        finished: queue.SimpleQueue[F] = queue.SimpleQueue()
+        finished: queue.SimpleQueue[TaskFuture[Any]] = queue.SimpleQueue()
         exhausted = False
         alive = 0
         try:
@@ -247,12 +247,12 @@ class TaskRunner(abc.ABC, Generic[F]):
         limit = self._check_in_flight(max_in_flight)
         items = stream_parameters(_check_task(task).name, parameters)
         in_flight: deque[F] = deque()
-        done: deque[F] = deque()
+        done: deque[TaskFuture[Any]] = deque()
         guard = threading.Lock()
         notifier: list[Any] = [None]
         backend = current_backend()
 
-        def on_done(f: F) -> None:
+        def on_done(f: TaskFuture[Any]) -> None:
             with guard:
                 done.append(f)
                 wake = notifier[0]

@@ -130,7 +130,7 @@ class Task(Generic[P, R]):
         if isinstance(fn, Task):
             raise TypeError(f"{fn.name!r} is a Task already; use .with_options(...) to change options")
         self.fn = fn
-        self.name: str = name or getattr(fn, "__name__", type(fn).__name__)
+        self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
         self.description = description if description is not None else inspect.getdoc(fn)
         self.isasync = inspect.iscoroutinefunction(fn) or (
             not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)

@@ -29,12 +29,14 @@ class Waiter(Protocol):
 
 class Backend(Protocol):
     name: str
+    #: True where a task driver awaits async bodies directly (see AsyncioBackend).
+    direct_await: bool
+    #: Call ``fn(*args)`` on the loop, from any thread.
+    call_soon_threadsafe: Callable[..., object]
+    #: Call ``fn(*args)`` on a later turn of the loop (from the loop thread).
+    defer: Callable[..., object]
 
-    def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None: ...
-
-    def defer(self, fn: Callable[..., object], *args: Any) -> None:
-        """Call ``fn(*args)`` on a later turn of the loop (from the loop thread)."""
-        ...
+    def relay(self, signal: Any) -> Awaitable[Any]: ...
 
     def is_loop_thread(self) -> bool: ...
 
@@ -50,6 +52,16 @@ class Backend(Protocol):
         ...
 
     async def checkpoint(self) -> None: ...
+
+
+class DirectAwaitBackend(Backend, Protocol):
+    """A backend whose task drivers await async bodies directly (``direct_await``)."""
+
+    def arm_cancel(self, run: Any) -> None: ...
+
+    def disarm_cancel(self, run: Any, exc: BaseException | None) -> bool: ...
+
+    async def absorb_cancel(self) -> None: ...
 
 
 class Spawner(Protocol):
@@ -82,7 +94,7 @@ class _AsyncioWaiter:
 class _AsyncioCanceller:
     """Cancels the worker task and then takes the cancellation back (``uncancel``)."""
 
-    __slots__ = ("_task", "_requested")
+    __slots__ = ("_requested", "_task")
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self._task = task
@@ -125,14 +137,8 @@ class AsyncioBackend:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._thread_id = threading.get_ident()
-        self.call_soon_threadsafe = loop.call_soon_threadsafe  # type: ignore[method-assign]
-        self.defer = loop.call_soon  # type: ignore[method-assign]
-
-    def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
-        self.loop.call_soon_threadsafe(fn, *args)
-
-    def defer(self, fn: Callable[..., object], *args: Any) -> None:
-        self.loop.call_soon(fn, *args)
+        self.call_soon_threadsafe: Callable[..., object] = loop.call_soon_threadsafe
+        self.defer: Callable[..., object] = loop.call_soon
 
     def is_loop_thread(self) -> bool:
         return threading.get_ident() == self._thread_id
@@ -195,7 +201,7 @@ class AsyncioBackend:
 
 
 class _TrioWaiter:
-    __slots__ = ("_task", "_value", "_is_set", "_abandoned")
+    __slots__ = ("_abandoned", "_is_set", "_task", "_value")
 
     def __init__(self) -> None:
         self._task: Any = None
@@ -240,14 +246,8 @@ class TrioBackend:
         self._trio = trio
         self.token = trio.lowlevel.current_trio_token()
         self._thread_id = threading.get_ident()
-        self.call_soon_threadsafe = self.token.run_sync_soon  # type: ignore[method-assign]
-        self.defer = self.token.run_sync_soon  # type: ignore[method-assign]
-
-    def call_soon_threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
-        self.token.run_sync_soon(fn, *args)
-
-    def defer(self, fn: Callable[..., object], *args: Any) -> None:
-        self.token.run_sync_soon(fn, *args)
+        self.call_soon_threadsafe: Callable[..., object] = self.token.run_sync_soon
+        self.defer: Callable[..., object] = self.token.run_sync_soon
 
     def is_loop_thread(self) -> bool:
         return threading.get_ident() == self._thread_id
@@ -308,7 +308,7 @@ _asyncio_backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioB
 )
 
 
-def current_backend() -> AsyncioBackend | TrioBackend:
+def current_backend() -> Backend:
     """The backend of the loop running in this thread (RuntimeError if none)."""
     loop = asyncio._get_running_loop()
     if loop is not None:

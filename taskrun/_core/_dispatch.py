@@ -64,7 +64,7 @@ class ThreadWaiter:
 class _Resume:
     """A blocked run's place in the queue for a slot."""
 
-    __slots__ = ("waiter", "granted")
+    __slots__ = ("granted", "waiter")
 
     def __init__(self, waiter: Any) -> None:
         self.waiter = waiter
@@ -107,7 +107,7 @@ _START: Any = object()
 class _DirectResume:
     """The waiter of a job parked by the direct driver: steps its run on."""
 
-    __slots__ = ("_dispatcher", "_run", "_coro", "_done")
+    __slots__ = ("_coro", "_dispatcher", "_done", "_run")
 
     def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
         self._dispatcher = dispatcher
@@ -123,7 +123,7 @@ class _DirectResume:
 
 
 Admit = Callable[["Dispatcher", Any], None]
-Execute = Callable[["Dispatcher", Any], Coroutine[Any, Any, None]]
+Execute = Callable[["Dispatcher", Any], Coroutine[Any, Any, Any]]
 
 
 def _is_host_cancellation(exc: BaseException) -> bool:
@@ -140,12 +140,12 @@ class _AsyncioTaskDriver:
     driver takes the next ready run, and stops when there is none.
     """
 
-    __slots__ = ("_dispatcher", "_run", "_coro", "_job")
+    __slots__ = ("_coro", "_dispatcher", "_job", "_run")
 
     def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
         self._dispatcher = dispatcher
         self._run = run
-        self._coro = coro
+        self._coro: Coroutine[Any, Any, Any] | None = coro
         self._job: Job | None = None
         run._in_task = True
         if type(signal) is Park:  # cannot happen (the direct driver parks these itself)
@@ -187,6 +187,7 @@ class _AsyncioTaskDriver:
                     job.abandoned = True
             run = self._run
             coro = self._coro
+            assert coro is not None
             ended: BaseException | None = None
             try:
                 if error is None:

@@ -26,7 +26,7 @@ from ._backend import Backend, Waiter
 class Job:
     """One sync call to make on a worker thread."""
 
-    __slots__ = ("waiter", "context", "fn", "args", "kwargs", "abandoned")
+    __slots__ = ("abandoned", "args", "context", "fn", "kwargs", "waiter")
 
     def __init__(self, waiter: Waiter | None, context: contextvars.Context, fn: Callable[..., Any],
                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -46,7 +46,7 @@ class Job:
 
 
 class _WorkerState:
-    __slots__ = ("thread", "job")
+    __slots__ = ("job", "thread")
 
     def __init__(self) -> None:
         self.thread: threading.Thread | None = None
@@ -106,7 +106,7 @@ class WorkerPool:
             state.job = job
             try:
                 outcome: tuple[bool, Any] = (True, job.context.run(job.fn, *job.args, **job.kwargs))
-            except BaseException as exc:  # noqa: BLE001 - handed to the run, which decides
+            except BaseException as exc:
                 outcome = (False, exc)
             state.job = None
             with lock:
