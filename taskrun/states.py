@@ -17,9 +17,7 @@ from __future__ import annotations
 import datetime
 import enum
 import time
-from typing import Any, Generic, TypeVar, overload
-
-from typing_extensions import Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from .exceptions import CancelledRun, CrashedRun, UpstreamTaskError
 
@@ -59,7 +57,7 @@ class State(Generic[R]):
             print(state.name, state.message)
     """
 
-    __slots__ = ("type", "name", "message", "data", "_ts")
+    __slots__ = ("_ts", "data", "message", "name", "type")
 
     def __init__(
         self,
