@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from . import _printing
 from ._core._backend import DirectAwaitBackend, RunCancelledSignal, is_cancellation
-from ._core._dispatch import PROMOTE, Park
+from ._core._dispatch import PROMOTE
 from ._core._workers import Job
 from ._resolve import collect_futures, replace_futures
 from .context import TaskRunContext, current_run, flow_log_prints, run_logger_for
@@ -375,17 +375,17 @@ class RunnerExecutor:
                         kwargs: dict[str, Any], timeout: float | None) -> Any:
         if run._cancel_requested:
             raise RunCancelledSignal
-        job = Job(None, contextvars.copy_context(), fn, args, kwargs)
+        job = Job(contextvars.copy_context(), fn, args, kwargs)
         run._cancel_hook = job.cancel
         try:
             if timeout is None:
-                ok, value = await Park(job)
+                ok, value = await job
             else:
                 import anyio
 
                 await PROMOTE
                 with anyio.move_on_after(timeout) as scope:
-                    ok, value = await Park(job)
+                    ok, value = await job
                 if scope.cancelled_caught:
                     job.abandoned = True
                     raise AttemptTimedOut
@@ -413,7 +413,7 @@ class RunnerExecutor:
         if inspect.iscoroutinefunction(fn):
             await PROMOTE
             return await fn(*args)
-        ok, value = await Park(Job(None, contextvars.copy_context(), fn, args, {}))
+        ok, value = await Job(contextvars.copy_context(), fn, args, {})
         if not ok:
             raise value
         if inspect.isawaitable(value):

@@ -40,6 +40,7 @@ from ._core._workers import join_threads
 from ._mapping import split_parameters, stream_parameters
 from .context import TaskRunContext, current_runner, current_tags
 from .futures import ConcurrentFuture, FutureList, TaskFuture
+from .states import Pending
 
 if TYPE_CHECKING:
     from ._process import ProcessPoolTaskRunner
@@ -421,8 +422,10 @@ class LoopHost:
         try:
             self._thread.join()
         except BaseException:
+            # Interrupted while waiting (Ctrl-C): cancel everything, give the loop
+            # a bounded time to wind down, and let the interruption through.
             self.dispatcher.cancel_all()
-            self._thread.join()
+            self._thread.join(timeout=10)
             raise
         finally:
             join_threads(self._threads)
@@ -473,14 +476,16 @@ class ThreadPoolTaskRunner(TaskRunner[ConcurrentFuture[Any]]):
 
     def _submit_runs(self, runs: list[TaskRunContext]) -> list[ConcurrentFuture[Any]]:
         futures = []
-        for run in runs:
-            future: ConcurrentFuture[Any] = ConcurrentFuture(run)
-            run.future = future
-            futures.append(future)
+        # States are immutable records, so the runs handed over together share
+        # the one Pending state they all entered at this moment.
+        pending = Pending()
         dispatcher = self._dispatcher
         assert dispatcher is not None
         for run in runs:
-            run._slots = dispatcher
+            future: ConcurrentFuture[Any] = ConcurrentFuture(run, pending)
+            run.future = future
+            run._slots = dispatcher  # so that cancel() works before the loop takes the run
+            futures.append(future)
         dispatcher.submit_many(runs)
         return futures
 

@@ -15,11 +15,11 @@ Each run is a coroutine (the engine's ``execute``), stepped inside the run's own
 
 - the *direct driver* (:meth:`_step`) steps a coroutine from a plain loop
   callback. The engine parks a sync body on a worker thread by awaiting
-  :class:`Park`; the direct driver hands the job to the pool, and when the batch
+  :class:`Job`; the direct driver hands the job to the pool, and when the batch
   of outcomes comes back it steps the coroutine on. No asyncio task, future or
   wake-up handle is made per run.
 - the *task driver* (:meth:`_task_driver`) steps coroutines inside a real loop
-  task. A coroutine moves there when it awaits anything but :class:`Park` (an
+  task. A coroutine moves there when it awaits anything but :class:`Job` (an
   async body, a timeout scope, a retry delay) — the engine awaits
   :data:`PROMOTE` first wherever it needs a task. A task driver that finishes its
   run takes the next ready one, so tasks are reused across runs.
@@ -75,18 +75,6 @@ class _Resume:
         self.waiter.set(None)
 
 
-class Park:
-    """Awaited by the engine: run ``job`` on a worker thread, resume with its outcome."""
-
-    __slots__ = ("job",)
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-
-    def __await__(self) -> Generator[Any, Any, tuple[bool, Any]]:
-        return (yield self)  # type: ignore[misc]
-
-
 class _Promote:
     """Awaited by the engine before code that must run inside a real loop task."""
 
@@ -104,24 +92,6 @@ async def _nothing() -> None:
 _START: Any = object()
 
 
-class _DirectResume:
-    """The waiter of a job parked by the direct driver: steps its run on."""
-
-    __slots__ = ("_coro", "_dispatcher", "_done", "_run")
-
-    def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
-        self._dispatcher = dispatcher
-        self._run = run
-        self._coro = coro
-        self._done = False
-
-    def set(self, outcome: Any) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._dispatcher._step(self._run, self._coro, outcome)
-
-
 Admit = Callable[["Dispatcher", Any], None]
 Execute = Callable[["Dispatcher", Any], Coroutine[Any, Any, Any]]
 
@@ -136,19 +106,20 @@ class _AsyncioTaskDriver:
     asyncio's task calls :meth:`send`/:meth:`throw` on it like on any coroutine;
     each call steps the current run (inside the run's context) and hands back
     what the run yields, so a waiting run costs no driver frame at all. A
-    :class:`Park` becomes a loop future the task waits on; when the run ends the
+    :class:`Job` becomes a loop future the task waits on; when the run ends the
     driver takes the next ready run, and stops when there is none.
     """
 
-    __slots__ = ("_coro", "_dispatcher", "_job", "_run")
+    __slots__ = ("_coro", "_dispatcher", "_future", "_job", "_run")
 
     def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
         self._dispatcher = dispatcher
         self._run = run
         self._coro: Coroutine[Any, Any, Any] | None = coro
         self._job: Job | None = None
+        self._future: Any = None
         run._in_task = True
-        if type(signal) is Park:  # cannot happen (the direct driver parks these itself)
+        if type(signal) is Job:  # cannot happen (the direct driver parks these itself)
             raise RuntimeError("internal error: a parked run was handed to a task driver")
 
     def __await__(self) -> Any:
@@ -181,8 +152,9 @@ class _AsyncioTaskDriver:
             job = self._job
             if job is not None:
                 self._job = None
+                future, self._future = self._future, None
                 if error is None:
-                    value = job.waiter._future.result()
+                    value = future.result()
                 else:
                     job.abandoned = True
             run = self._run
@@ -202,11 +174,11 @@ class _AsyncioTaskDriver:
                 if signal is PROMOTE:
                     value = error = None
                     continue
-                if type(signal) is Park:
-                    job = self._job = signal.job
+                if type(signal) is Job:
+                    job = self._job = signal
                     job.waiter = waiter = dispatcher.backend.create_waiter()
                     dispatcher.pool.put(job)
-                    future = waiter._future  # type: ignore[attr-defined]
+                    future = self._future = waiter._future  # type: ignore[attr-defined]
                     future._asyncio_future_blocking = True
                     return future
                 return signal
@@ -321,7 +293,6 @@ class Dispatcher:
         admit = self._admit
         for run in runs:
             add(run)
-            run._slots = self
             admit(self, run)
 
     def offer(self, run: Any) -> None:
@@ -376,10 +347,11 @@ class Dispatcher:
                     return
                 coro, value = self._begin(run), _START
                 continue
-            if type(signal) is Park:
-                job = signal.job
-                job.waiter = _DirectResume(self, run, coro)
-                self.pool.put(job)
+            if type(signal) is Job:
+                signal.resume = self._step
+                signal.run = run
+                signal.coro = coro
+                self.pool.put(signal)
             else:
                 self._spawn_driver(run, coro, signal)
             return
@@ -411,8 +383,8 @@ class Dispatcher:
                     error: BaseException | None = None
                     if signal is _START or signal is PROMOTE:
                         pass
-                    elif type(signal) is Park:
-                        job = signal.job
+                    elif type(signal) is Job:
+                        job = signal
                         job.waiter = backend.create_waiter()
                         self.pool.put(job)
                         try:
@@ -447,6 +419,7 @@ class Dispatcher:
         """Book a run's end; returns the next ready run when the slot passes to it."""
         held = run._holds_slot
         run._holds_slot = False
+        run._upstream = None
         if error is not None and not run.future._final and not _is_host_cancellation(error):
             self._crashed(run, error)
         self.finished(run)
@@ -541,6 +514,9 @@ class Dispatcher:
             started = run._started
         if not started:
             self._finish_cancelled(run)
+            # It no longer counts as in flight, wherever it waits (inbox, inputs,
+            # ready queue); when it is reached there, it is skipped.
+            self.call_soon(self.finished, run)
         else:
             self.call_soon(self._deliver_cancel, run)
         return True

@@ -17,32 +17,58 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
-from ._backend import Backend, Waiter
+from ._backend import Backend
 
 
 class Job:
-    """One sync call to make on a worker thread."""
+    """One sync call to make on a worker thread; awaited by the engine.
 
-    __slots__ = ("abandoned", "args", "context", "fn", "kwargs", "waiter")
+    ``await job`` yields the job to whichever driver steps the run; the driver
+    queues it and says how the outcome comes back: through ``waiter`` (a loop
+    waiter, in a task driver) or by stepping the run on (``resume``, the direct
+    driver). The outcome is delivered once; a later one is dropped.
+    """
 
-    def __init__(self, waiter: Waiter | None, context: contextvars.Context, fn: Callable[..., Any],
+    __slots__ = ("abandoned", "args", "context", "coro", "fn", "kwargs", "resume", "run", "waiter")
+
+    def __init__(self, context: contextvars.Context, fn: Callable[..., Any],
                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.waiter: Any = waiter
         self.context = context
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         self.abandoned = False
+        self.waiter: Any = None
+        self.resume: Any = None
+        self.run: Any = None
+        self.coro: Any = None
+
+    def __await__(self) -> Generator[Any, Any, tuple[bool, Any]]:
+        return (yield self)  # type: ignore[misc]
+
+    def deliver(self, outcome: tuple[bool, Any]) -> None:
+        """(loop thread) Hand the outcome to the run, the first time only."""
+        resume = self.resume
+        if resume is not None:
+            self.resume = None
+            run, coro = self.run, self.coro
+            self.run = self.coro = None
+            resume(run, coro, outcome)
+            return
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            waiter.set(outcome)
 
     def cancel(self) -> None:
         """(loop thread) Stop waiting for this call; the engine sees a cancelled run."""
         from ._backend import RunCancelledSignal
 
         self.abandoned = True
-        self.waiter.set((False, RunCancelledSignal))
+        self.deliver((False, RunCancelledSignal))
 
 
 class _WorkerState:
@@ -63,7 +89,7 @@ class WorkerPool:
         self._workers: list[_WorkerState] = []
         self._idle = 0
         self._lock = threading.Lock()
-        self._done: list[tuple[Waiter, tuple[bool, Any]]] = []
+        self._done: list[tuple[Job, tuple[bool, Any]]] = []
         self._closed = False
 
     @property
@@ -111,7 +137,7 @@ class WorkerPool:
             state.job = None
             with lock:
                 done = self._done
-                done.append((job.waiter, outcome))
+                done.append((job, outcome))
                 first = len(done) == 1
                 self._idle += 1
             job = None
@@ -125,8 +151,8 @@ class WorkerPool:
         with self._lock:
             batch = self._done
             self._done = []
-        for waiter, outcome in batch:
-            waiter.set(outcome)
+        for job, outcome in batch:
+            job.deliver(outcome)
 
     def close(self) -> list[threading.Thread]:
         """Stop accepting jobs and tell every thread to exit; returns the threads to join.
