@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-from ._engine import DirectAsyncExecutor, InlineExecutor, drive, upstream_problem, value_of
+from ._engine import DirectAsyncExecutor, InlineExecutor, drive, step_to_end, upstream_problem, value_of
 from ._remote import (
     capture_logs,
     check_picklable,
@@ -138,16 +138,6 @@ def _checked(run: Any, value: Any) -> Any:
     return value
 
 
-def _step_to_end(coro: Coroutine[Any, Any, State[Any]]) -> State[Any]:
-    """Run an engine coroutine that never suspends (inline executor) to its end."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    coro.close()
-    raise RuntimeError("internal error: the inline engine tried to suspend")
-
-
 def _cancel_check() -> Any:
     """A check telling whether the Dask task running this thread was cancelled."""
     try:
@@ -190,7 +180,7 @@ def run_on_worker(payload: bytes, upstream: tuple[Any, ...] = ()) -> RemoteOutco
     if task.isasync:
         state = context.run(asyncio.run, drive(run, _CheckedAsync()))
     else:
-        state = context.run(_step_to_end, drive(run, _CheckedInline()))
+        state = context.run(step_to_end, drive(run, _CheckedInline()))
     text: str | None = None
     if state.type is StateType.FAILED and isinstance(state.data, BaseException):
         state.data, text = pack_exception(state.data)

@@ -59,6 +59,9 @@ class Executor(Protocol):
     runs_async_locally: bool
     promotes: bool
     direct_await: bool
+    #: True when sync bodies without a timeout may be awaited as a :class:`Job`
+    #: directly (the dispatcher's drivers run them on its worker threads).
+    parks_jobs: bool
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any: ...
 
@@ -254,6 +257,20 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                             value = await ex.call_async(run, coro)
                     if scope.cancelled_caught:
                         raise AttemptTimedOut
+                elif timeout is None and ex.parks_jobs:
+                    # The common case, inlined: no helper coroutine per run.
+                    if run._cancel_requested:
+                        raise RunCancelledSignal
+                    job = Job(contextvars.copy_context(), task.fn, args, kwargs)
+                    run._cancel_hook = job.cancel
+                    try:
+                        ok, value = await job
+                    finally:
+                        run._cancel_hook = None
+                    if not ok:
+                        if value is RunCancelledSignal:
+                            raise RunCancelledSignal
+                        raise value
                 else:
                     value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
                 state = Completed(value)
@@ -354,6 +371,7 @@ class RunnerExecutor:
 
     runs_async_locally = True
     promotes = True
+    parks_jobs = True
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
@@ -432,6 +450,7 @@ class InlineExecutor:
     runs_async_locally = True
     promotes = False
     direct_await = False
+    parks_jobs = False
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
         coro.close()
@@ -459,6 +478,7 @@ class DirectAsyncExecutor:
     runs_async_locally = True
     promotes = False
     direct_await = False
+    parks_jobs = False
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
         return await coro
@@ -528,7 +548,11 @@ def _run_coroutine_elsewhere(awaitable: Any) -> Any:
 
 def drive_inline(run: TaskRunContext) -> State[Any]:
     """Run a sync task's run to its end in this thread (no event loop needed)."""
-    coro = drive(run, InlineExecutor())
+    return step_to_end(drive(run, InlineExecutor()))
+
+
+def step_to_end(coro: Coroutine[Any, Any, State[Any]]) -> State[Any]:
+    """Run an engine coroutine that never suspends (an inline executor) to its end."""
     try:
         coro.send(None)
     except StopIteration as stop:

@@ -39,6 +39,7 @@ class ProcessExecutor(RunnerExecutor):
     """
 
     runs_async_locally = False
+    parks_jobs = False  # every body goes through call_sync below
 
     def __init__(self, dispatcher: Dispatcher, max_workers: int, name: str) -> None:
         super().__init__(dispatcher)

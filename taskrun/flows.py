@@ -94,7 +94,7 @@ class Flow(Generic[P, R]):
                     raise
             state: State[Any] = Completed(value)
         except Exception as exc:
-            state = Failed(exc, name="TimedOut" if isinstance(exc, TaskRunTimeout) else None)
+            state = _failed(exc)
         finally:
             flow_log_prints.reset(token)
         return state if return_state else state.result()
@@ -143,13 +143,18 @@ class Flow(Generic[P, R]):
                     raise
             state: State[Any] = Completed(value)
         except Exception as exc:
-            state = Failed(exc, name="TimedOut" if isinstance(exc, TaskRunTimeout) else None)
+            state = _failed(exc)
         finally:
             flow_log_prints.reset(token)
         return state if return_state else state.result()
 
     def __repr__(self) -> str:
         return f"Flow({self.name!r})"
+
+
+def _failed(exc: Exception) -> State[Any]:
+    """The state of a flow whose body (or one of its runs it returned) raised ``exc``."""
+    return Failed(exc, name="TimedOut" if isinstance(exc, TaskRunTimeout) else None)
 
 
 def _resolve_blocking(value: Any) -> Any:

@@ -402,24 +402,32 @@ def _first_failure(futures: Iterable[TaskFuture[Any]]) -> TaskFuture[Any] | None
     return None
 
 
+class _CountdownWait:
+    """Registers one countdown on a set of unfinished futures, and takes it back."""
+
+    def __init__(self, pending: list[TaskFuture[Any]], stop_on_failure: bool) -> None:
+        self._pending = pending
+        self._stop_on_failure = stop_on_failure
+        self._countdown: _Countdown | None = None
+
+    def register(self, fire: Callable[[Any], None]) -> None:
+        self._countdown = _Countdown(len(self._pending), self._stop_on_failure, fire)
+        for f in self._pending:
+            f.add_done_callback(self._countdown)
+
+    def unregister(self, _: Any) -> None:
+        if self._countdown is not None and any(not f._final for f in self._pending):
+            for f in self._pending:
+                f._remove_done_callback(self._countdown)
+
+
 def _wait_many(futures: list[TaskFuture[Any]], timeout: float | None, stop_on_failure: bool) -> None:
     pending = _unfinished(futures)
     if not pending or (stop_on_failure and _first_failure(futures) is not None):
         return
     _refuse_blocking_on_loop("waiting for futures")
-
-    def register(fire: Callable[[Any], None]) -> None:
-        countdown = _Countdown(len(pending), stop_on_failure, fire)
-        holder[0] = countdown
-        for f in pending:
-            f.add_done_callback(countdown)
-
-    def unregister(_: Any) -> None:
-        for f in pending:
-            f._remove_done_callback(holder[0])
-
-    holder: list[Any] = [None]
-    _block_until(register, timeout, unregister)
+    wait = _CountdownWait(pending, stop_on_failure)
+    _block_until(wait.register, timeout, wait.unregister)
 
 
 async def _wait_many_async(futures: list[TaskFuture[Any]], timeout: float | None,
@@ -428,20 +436,8 @@ async def _wait_many_async(futures: list[TaskFuture[Any]], timeout: float | None
     if not pending or (stop_on_failure and _first_failure(futures) is not None):
         await current_backend().checkpoint()
         return
-    holder: list[Any] = [None]
-
-    def register(fire: Callable[[Any], None]) -> None:
-        countdown = _Countdown(len(pending), stop_on_failure, fire)
-        holder[0] = countdown
-        for f in pending:
-            f.add_done_callback(countdown)
-
-    def unregister(_: Any) -> None:
-        if any(not f._final for f in pending):
-            for f in pending:
-                f._remove_done_callback(holder[0])
-
-    await _await_until(register, timeout, unregister)
+    wait = _CountdownWait(pending, stop_on_failure)
+    await _await_until(wait.register, timeout, wait.unregister)
 
 
 def _results(futures: list[TaskFuture[Any]], timeout: float | None, raise_on_failure: bool) -> list[Any]:

@@ -200,38 +200,22 @@ class TaskRunner(abc.ABC, Generic[F]):
               ordered: bool) -> Iterator[Any]:
         import queue
 
-        in_flight: deque[F] = deque()
         finished: queue.SimpleQueue[TaskFuture[Any]] = queue.SimpleQueue()
-        exhausted = False
-        alive = 0
+        stream = _Stream(self, task, items, limit, None if ordered else finished.put)
         try:
             while True:
-                while not exhausted and alive < limit:
-                    try:
-                        params = next(items)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    future = self.submit(task, params)
-                    alive += 1
-                    if ordered:
-                        in_flight.append(future)
-                    else:
-                        future.add_done_callback(finished.put)
-                if alive == 0:
+                stream.fill()
+                if not stream.alive:
                     return
                 if ordered:
-                    future = in_flight.popleft()
-                    value = future.result()
+                    future = stream.take_first()
                 else:
                     if in_event_loop_thread():
                         raise RuntimeError("imap() blocks; use `async for ... in runner.aimap(...)` here")
-                    value = finished.get().result()
-                alive -= 1
-                yield value
+                    future = stream.take(finished.get())
+                yield future.result()
         finally:
-            for f in in_flight:
-                f.cancel()
+            stream.cancel_rest()
 
     async def aimap(self, task: Task[Any, Any], parameters: dict[str, Any],
                     max_in_flight: int | None = None, ordered: bool = True) -> AsyncIterator[Any]:
@@ -247,7 +231,6 @@ class TaskRunner(abc.ABC, Generic[F]):
         self._check_open()
         limit = self._check_in_flight(max_in_flight)
         items = stream_parameters(_check_task(task).name, parameters)
-        in_flight: deque[F] = deque()
         done: deque[TaskFuture[Any]] = deque()
         guard = threading.Lock()
         notifier: list[Any] = [None]
@@ -261,41 +244,26 @@ class TaskRunner(abc.ABC, Generic[F]):
             if wake is not None:
                 wake(None)
 
-        exhausted = False
-        alive = 0
+        stream = _Stream(self, task, items, limit, None if ordered else on_done)
         try:
             while True:
-                while not exhausted and alive < limit:
-                    try:
-                        params = next(items)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    future = self.submit(task, params)
-                    alive += 1
-                    if ordered:
-                        in_flight.append(future)
-                    else:
-                        future.add_done_callback(on_done)
-                if alive == 0:
+                stream.fill()
+                if not stream.alive:
                     return
                 if ordered:
-                    value = await in_flight.popleft().result_async()
-                else:
-                    while True:
-                        with guard:
-                            first = done.popleft() if done else None
-                            if first is None:
-                                waiter = notifier[0] = _LoopNotifier(backend)
-                        if first is not None:
-                            break
-                        await waiter.wait(None)
-                    value = first.result()
-                alive -= 1
-                yield value
+                    yield await stream.take_first().result_async()
+                    continue
+                while True:
+                    with guard:
+                        first = done.popleft() if done else None
+                        if first is None:
+                            waiter = notifier[0] = _LoopNotifier(backend)
+                    if first is not None:
+                        break
+                    await waiter.wait(None)
+                yield stream.take(first).result()
         finally:
-            for f in in_flight:
-                f.cancel()
+            stream.cancel_rest()
 
     # ------------------------------------------------------------------ cancellation
 
@@ -364,6 +332,45 @@ class TaskRunner(abc.ABC, Generic[F]):
 
     @abc.abstractmethod
     async def _close_async(self, failed: bool) -> None: ...
+
+
+class _Stream:
+    """The runs an ``imap``/``aimap`` keeps alive: at most ``limit``, in order."""
+
+    def __init__(self, runner: TaskRunner[Any], task: Task[Any, Any], items: Iterator[dict[str, Any]],
+                 limit: int, on_done: Any) -> None:
+        self._runner = runner
+        self._task = task
+        self._items = items
+        self._limit = limit
+        self._on_done = on_done
+        self._exhausted = False
+        self.alive: dict[TaskFuture[Any], None] = {}
+
+    def fill(self) -> None:
+        while not self._exhausted and len(self.alive) < self._limit:
+            try:
+                params = next(self._items)
+            except StopIteration:
+                self._exhausted = True
+                return
+            future = self._runner.submit(self._task, params)
+            self.alive[future] = None
+            if self._on_done is not None:
+                future.add_done_callback(self._on_done)
+
+    def take_first(self) -> TaskFuture[Any]:
+        future = next(iter(self.alive))
+        del self.alive[future]
+        return future
+
+    def take(self, future: TaskFuture[Any]) -> TaskFuture[Any]:
+        del self.alive[future]
+        return future
+
+    def cancel_rest(self) -> None:
+        for future in self.alive:
+            future.cancel()
 
 
 class LoopHost:

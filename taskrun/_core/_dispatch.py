@@ -304,8 +304,16 @@ class Dispatcher:
             self._ready.append(run)
 
     def finished(self, run: Any) -> None:
-        """A run is over (final, or dropped after a cancel)."""
+        """A run is over (final, or dropped after a cancel).
+
+        The run lets go of its future and its context: both refer back to it, and
+        without these cycles a finished run is freed as soon as its future is,
+        instead of waiting for the cyclic garbage collector.
+        """
         self._outstanding.discard(run)
+        if run._started and run.future is not None and run.future._final:
+            run.future = None
+            run._context = None
         if self._idle_waiter is not None and not self._outstanding and not self._inbox:
             waiter, self._idle_waiter = self._idle_waiter, None
             waiter.set(None)
@@ -420,7 +428,8 @@ class Dispatcher:
         held = run._holds_slot
         run._holds_slot = False
         run._upstream = None
-        if error is not None and not run.future._final and not _is_host_cancellation(error):
+        if (error is not None and run.future is not None and not run.future._final
+                and not _is_host_cancellation(error)):
             self._crashed(run, error)
         self.finished(run)
         if not held:
@@ -508,7 +517,8 @@ class Dispatcher:
     def request_cancel(self, run: Any) -> bool:
         """Cancel one run (any thread); False if it was final already."""
         with self.cancel_lock:
-            if run.future._final:
+            future = run.future
+            if future is None or future._final:
                 return False
             run._cancel_requested = True
             started = run._started
