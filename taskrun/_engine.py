@@ -93,17 +93,18 @@ _ATOMS = frozenset({int, float, str, bytes, bool, type(None)})
 class _Dependencies:
     """Done callback counting a run's unfinished inputs; re-admits it at zero."""
 
-    __slots__ = ("_dispatcher", "_lock", "_run")
+    __slots__ = ("_dispatcher", "_left", "_lock", "_run")
 
-    def __init__(self, dispatcher: Dispatcher, run: TaskRunContext) -> None:
+    def __init__(self, dispatcher: Dispatcher, run: TaskRunContext, left: int) -> None:
         self._dispatcher = dispatcher
         self._run = run
+        self._left = left
         self._lock = threading.Lock()
 
     def __call__(self, _: TaskFuture[Any]) -> None:
         with self._lock:
-            self._run._deps_left -= 1
-            ready = self._run._deps_left == 0
+            self._left -= 1
+            ready = self._left == 0
         if ready:
             # Deferred to a later loop turn even on the loop thread, so a cascade
             # of runs (a long chain ending NotReady) never recurses.
@@ -129,8 +130,7 @@ def admit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
         upstream = run._upstream = (collect_futures(params), collect_futures(None, waits))
     pending = [f for part in upstream for f, _ in part if not f._final]
     if pending:
-        run._deps_left = len(pending)
-        counter = _Dependencies(dispatcher, run)
+        counter = _Dependencies(dispatcher, run, len(pending))
         for f in pending:
             f.add_done_callback(counter)
         return
@@ -262,7 +262,7 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                     if run._cancel_requested:
                         raise RunCancelledSignal
                     job = Job(contextvars.copy_context(), task.fn, args, kwargs)
-                    run._cancel_hook = job.cancel
+                    run._cancel_hook = job
                     try:
                         ok, value = await job
                     finally:
@@ -394,7 +394,7 @@ class RunnerExecutor:
         if run._cancel_requested:
             raise RunCancelledSignal
         job = Job(contextvars.copy_context(), fn, args, kwargs)
-        run._cancel_hook = job.cancel
+        run._cancel_hook = job
         try:
             if timeout is None:
                 ok, value = await job

@@ -60,7 +60,6 @@ class TaskRunContext:
         "_context",
         "_dependencies",
         "_deps_computed",
-        "_deps_left",
         "_end_time",
         "_holds_slot",
         "_id",
@@ -110,7 +109,6 @@ class TaskRunContext:
         self._slot_run: TaskRunContext | None = None
         self._holds_slot = False
         self._upstream: Any = None
-        self._deps_left = 0
         self._log_prints = False
         self._started = False
         self._in_task = False

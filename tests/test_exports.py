@@ -127,3 +127,21 @@ def test_star_import_gives_the_surface() -> None:
 def test_py_typed_marker_exists() -> None:
     marker = importlib.resources.files("taskrun") / "py.typed"
     assert marker.is_file()
+
+
+def test_lazily_imported_runners_and_futures() -> None:
+    """The names loaded on first use import from every place API.md names."""
+    namespace: dict[str, object] = {}
+    exec(
+        "from taskrun import ProcessPoolTaskRunner, DistributedFuture\n"
+        "from taskrun.task_runners import ProcessPoolTaskRunner as P2\n"
+        "from taskrun.futures import DistributedFuture as D2\n"
+        "from taskrun.dask import DaskTaskRunner\n",
+        namespace,
+    )
+    assert namespace["ProcessPoolTaskRunner"] is namespace["P2"]
+    assert namespace["DistributedFuture"] is namespace["D2"]
+    assert issubclass(namespace["ProcessPoolTaskRunner"], taskrun.TaskRunner)  # type: ignore[arg-type]
+    assert issubclass(namespace["DaskTaskRunner"], taskrun.TaskRunner)  # type: ignore[arg-type]
+    assert issubclass(namespace["DistributedFuture"], taskrun.TaskFuture)  # type: ignore[arg-type]
+    assert taskrun.ProcessPoolTaskRunner().name == "processpool"

@@ -45,7 +45,7 @@ class Backend(Protocol):
     def spawner(self) -> Spawner: ...
 
     def run_cancellable(self, run: Any, awaitable: Awaitable[Any]) -> Awaitable[Any]:
-        """Await ``awaitable`` so that ``run._cancel_hook()`` cancels just it.
+        """Await ``awaitable`` so that ``run._cancel_hook.cancel()`` cancels just it.
 
         Raises :class:`RunCancelledSignal` when that happened.
         """
@@ -161,7 +161,7 @@ class AsyncioBackend:
     def arm_cancel(self, run: Any) -> None:
         task = asyncio.current_task()
         assert task is not None
-        run._cancel_hook = task.cancel
+        run._cancel_hook = task
 
     def disarm_cancel(self, run: Any, exc: BaseException | None) -> bool:
         """After the body: True when it ended because the run was cancelled."""
@@ -384,7 +384,7 @@ async def _run_cancellable_asyncio(run: Any, awaitable: Awaitable[Any]) -> Any:
     task = asyncio.current_task()
     assert task is not None
     canceller = _AsyncioCanceller(task)
-    run._cancel_hook = canceller.cancel
+    run._cancel_hook = canceller
     try:
         if run._cancel_requested:
             _close_if_unstarted(awaitable)
@@ -411,7 +411,7 @@ async def _run_cancellable_trio(run: Any, awaitable: Awaitable[Any]) -> Any:
     import trio
 
     scope = trio.CancelScope()
-    run._cancel_hook = scope.cancel
+    run._cancel_hook = scope
     try:
         if run._cancel_requested:
             _close_if_unstarted(awaitable)

@@ -532,10 +532,12 @@ class Dispatcher:
         return True
 
     def _deliver_cancel(self, run: Any) -> None:
+        # Whatever runs the run right now (a job, a task, a cancel scope) sits in
+        # ``_cancel_hook``; each has a ``cancel()`` that stops just this run.
         hook = run._cancel_hook
         if hook is not None:
             run._cancel_delivered = True
-            hook()
+            hook.cancel()
 
     def cancel_all(self) -> None:
         """Cancel every run not yet final (any thread)."""
