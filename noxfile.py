@@ -39,7 +39,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """The offline demo pipeline, against a regular (non-editable) install."""
-    session.install(".")
+    session.install(".[demo]")
     # Run from a scratch folder, so that the installed package is imported, not ./taskrun.
     session.chdir(session.create_tmp())
     session.run("python", "-m", "taskrun.demo")
