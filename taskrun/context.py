@@ -66,6 +66,8 @@ class TaskRunContext:
         "_in_task",
         "_log_prints",
         "_name",
+        "_next",
+        "_prev",
         "_raw_parameters",
         "_slot_run",
         "_slots",
@@ -100,6 +102,8 @@ class TaskRunContext:
         self._deps_computed = False
         self._id: uuid.UUID | None = None
         self._name: str | None = None
+        self._prev: Any = None  # the dispatcher's list of runs in flight
+        self._next: Any = None
         self._context = context
         self._cancel_requested = False
         self._timed_out_attempt = 0
