@@ -121,7 +121,10 @@ class TaskRunner(abc.ABC, Generic[F]):
         context = contextvars.copy_context()
         runs = []
         for parameters in params_list:
-            run = TaskRunContext(task, parameters, tags, context.copy(), waits)
+            # All runs of one hand-off share the submitter's snapshot; each gets a
+            # copy of its own when it starts (so a million queued runs do not
+            # hold a million contexts).
+            run = TaskRunContext(task, parameters, tags, context, waits)
             if dependencies:
                 run.add_dependencies(dependencies)
             runs.append(run)

@@ -375,13 +375,14 @@ class Dispatcher:
 
     def _begin(self, run: Any) -> Coroutine[Any, Any, Any]:
         """The coroutine of a run about to start (a no-op one if it was cancelled)."""
+        run._context = context = run._context.copy()  # the run's own, from the shared snapshot
         with self.cancel_lock:
             cancelled = run._cancel_requested
             if not cancelled:
                 run._started = True
         if cancelled:
             return _nothing()
-        run._context.run(self._enter_run, run)
+        context.run(self._enter_run, run)
         return self._execute(self, run)
 
     def _step(self, run: Any, coro: Coroutine[Any, Any, Any], value: Any) -> None:
