@@ -513,7 +513,12 @@ def wait(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> Do
 async def wait_async(
     futures: Iterable[TaskFuture[Any]], timeout: float | None = None
 ) -> DoneAndNotDoneFutures:
-    """The async twin of :func:`wait`."""
+    """The async twin of :func:`wait`.
+
+    Example::
+
+        done, not_done = await wait_async(futures, timeout=5)
+    """
     check_timeout(timeout)
     futures = list(futures)
     await _wait_many_async(futures, timeout, stop_on_failure=False)

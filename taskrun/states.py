@@ -25,7 +25,13 @@ R = TypeVar("R")
 
 
 class StateType(enum.Enum):
-    """The kinds of state a run moves through."""
+    """The kinds of state a run moves through.
+
+    Example::
+
+        if future.state.type is StateType.FAILED:
+            print(future.state.message)
+    """
 
     SCHEDULED = "SCHEDULED"
     PENDING = "PENDING"

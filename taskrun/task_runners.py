@@ -71,6 +71,12 @@ class TaskRunner(abc.ABC, Generic[F]):
     Subclasses provide ``_open_sync``/``_close_sync``, ``_open_async``/``_close_async``,
     ``_submit_runs`` and ``_cancel_all``; everything else (map, imap, the context
     managers, the current-runner context) is shared.
+
+    Example::
+
+        def run_all(runner: TaskRunner, items: list[int]) -> list[int]:
+            with runner:                      # any runner: threads, processes, Dask
+                return runner.map(square, {"x": items}).result()
     """
 
     def __init__(self) -> None:
