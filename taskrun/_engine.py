@@ -198,27 +198,6 @@ def finish_cancelled(run: TaskRunContext) -> None:
 # ---------------------------------------------------------------------- execution
 
 
-def can_stage(run: TaskRunContext) -> bool:
-    """Whether a ready run may be stepped ahead to its parked body before it has a
-    slot: a sync body with no timeout and no on_running hooks, on a thread pool."""
-    task = run.task
-    return (not task.isasync and task.timeout_seconds is None and not task.on_running
-            and not run._cancel_requested and run._slots.executor.parks_jobs)
-
-
-def mark_running(run: TaskRunContext) -> None:
-    """(any thread) A staged run's body starts: it is Running from now on."""
-    from .futures import _lock
-
-    state: State[Any] = Running()
-    run._start_time = state._ts
-    future = run.future
-    if future is not None:
-        with _lock:
-            if not future._final:
-                future._state = state
-
-
 def enter_run(run: TaskRunContext) -> None:
     """(inside the run's context) Make ``run`` the current run there."""
     current_run.set(run)
@@ -242,10 +221,9 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     if run._log_prints:
         _printing.install()
     state: State[Any] = Running()
-    if not run._staged:  # a staged run turns Running when its body starts
-        run._start_time = state._ts
-        if future is not None:
-            future._set_state(state)
+    run._start_time = state._ts
+    if future is not None:
+        future._set_state(state)
     timeout = task.timeout_seconds
     try:
         if task.on_running:
@@ -284,7 +262,6 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                     if run._cancel_requested:
                         raise RunCancelledSignal
                     job = Job(contextvars.copy_context(), task.fn, args, kwargs)
-                    job.owner = run
                     run._cancel_hook = job
                     try:
                         ok, value = await job

@@ -69,10 +69,8 @@ class TaskRunContext:
         "_next",
         "_prev",
         "_raw_parameters",
-        "_slot_passed",
         "_slot_run",
         "_slots",
-        "_staged",
         "_start_time",
         "_started",
         "_timed_out_attempt",
@@ -112,8 +110,6 @@ class TaskRunContext:
         self._cancel_hook: Any = None
         self._cancel_delivered = False
         self._slots: Any = None
-        self._staged = False  # stepped ahead to its parked body, waiting for a slot
-        self._slot_passed = False  # its slot went on to a staged run from a worker thread
         self._slot_run: TaskRunContext | None = None
         self._holds_slot = False
         self._upstream: Any = None

@@ -486,7 +486,7 @@ class ThreadPoolTaskRunner(TaskRunner[ConcurrentFuture[Any]]):
 
         dispatcher = Dispatcher(backend, self.max_workers, f"taskrun-{self.name}", _engine.admit,
                                 _engine.execute, _engine.finish_cancelled, _engine.finish_crashed,
-                                _engine.enter_run, _engine.can_stage, _engine.mark_running)
+                                _engine.enter_run)
         dispatcher.executor = _engine.RunnerExecutor(dispatcher)
         return dispatcher
 

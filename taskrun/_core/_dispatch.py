@@ -255,9 +255,7 @@ class Dispatcher:
     def __init__(self, backend: Backend, limit: int, name: str, admit: Admit, execute: Execute,
                  finish_cancelled: Callable[[Any], None],
                  finish_crashed: Callable[[Any, BaseException], None],
-                 enter_run: Callable[[Any], None],
-                 can_stage: Callable[[Any], bool] | None = None,
-                 mark_running: Callable[[Any], None] | None = None) -> None:
+                 enter_run: Callable[[Any], None]) -> None:
         self.backend = backend
         self.limit = limit
         self.active = 0
@@ -268,12 +266,8 @@ class Dispatcher:
         self._finish_cancelled = finish_cancelled
         self._finish_crashed = finish_crashed
         self._enter_run = enter_run
-        self._can_stage = can_stage
-        self._mark_running = mark_running
         self._spawner = backend.spawner()
         self.pool = WorkerPool(backend, name)
-        self.pool.resuming = self._resuming
-        self.pool.on_start = mark_running
         self._inbox: list[Any] = []
         self._inbox_lock = threading.Lock()
         self._outstanding = _RunList()
@@ -355,41 +349,8 @@ class Dispatcher:
         if self.active < self.limit and not self._resuming:
             self.active += 1
             self._start(run)
-        elif not self._ready and self._stageable(run):
-            self._stage(run)
         else:
             self._ready.append(run)
-
-    # Staging: up to ``limit`` ready sync runs are stepped ahead to the point
-    # where their body is parked, without a slot; their jobs wait in the pool.
-    # A slot that frees passes to the first of them — from the worker thread
-    # that finished a body, or from the loop — so the next body starts at once.
-    # A staged run is not running: its state turns Running when its body starts.
-
-    def _stageable(self, run: Any) -> bool:
-        return (self._can_stage is not None and self.pool.staged_count < self.limit
-                and self._can_stage(run))
-
-    def _stage(self, run: Any) -> None:
-        run._staged = True
-        self._step(run, self._begin(run), _START)
-
-    def _restage(self) -> None:
-        ready = self._ready
-        while ready and self._stageable(ready[0]):
-            self._stage(ready.popleft())
-
-    def _pass_slot_to_staged(self) -> bool:
-        """(loop) Give the slot in hand to the first staged job; False if none."""
-        job = self.pool.take_staged()
-        if job is None:
-            return False
-        run = job.owner
-        run._holds_slot = True
-        run._staged = False
-        self._mark_running(run)  # type: ignore[misc]
-        self.pool.put(job)
-        return True
 
     def finished(self, run: Any) -> None:
         """A run is over (final, or dropped after a cancel).
@@ -448,10 +409,7 @@ class Dispatcher:
                 signal.resume = self._step
                 signal.run = run
                 signal.coro = coro
-                if run._staged and not run._holds_slot:
-                    self.pool.stage(signal)
-                else:
-                    self.pool.put(signal)
+                self.pool.put(signal)
             else:
                 self._spawn_driver(run, coro, signal)
             return
@@ -524,23 +482,15 @@ class Dispatcher:
                 and not _is_host_cancellation(error)):
             self._crashed(run, error)
         self.finished(run)
-        if run._slot_passed:  # a worker thread handed its slot on already
-            run._slot_passed = False
-            held = False
         if not held:
-            self._restage()
             return None
         if self._resuming:
             self._resuming.popleft().grant()
             return None
-        if error is None or not _is_host_cancellation(error):
-            if self._pass_slot_to_staged():
-                self._restage()
-                return None
-            if self._ready:
-                nxt = self._ready.popleft()
-                nxt._holds_slot = True
-                return nxt
+        if self._ready and (error is None or not _is_host_cancellation(error)):
+            nxt = self._ready.popleft()
+            nxt._holds_slot = True
+            return nxt
         self.active -= 1
         return None
 
@@ -555,12 +505,6 @@ class Dispatcher:
             if self._resuming:
                 self.active += 1
                 self._resuming.popleft().grant()
-            elif self.pool.staged_count:
-                self.active += 1
-                if not self._pass_slot_to_staged():
-                    self.active -= 1
-                    if not self._ready:
-                        break
             elif self._ready:
                 self.active += 1
                 self._start(self._ready.popleft())

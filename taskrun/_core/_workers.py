@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -33,7 +32,7 @@ class Job:
     driver). The outcome is delivered once; a later one is dropped.
     """
 
-    __slots__ = ("abandoned", "args", "context", "coro", "fn", "kwargs", "owner", "resume", "run", "waiter")
+    __slots__ = ("abandoned", "args", "context", "coro", "fn", "kwargs", "resume", "run", "waiter")
 
     def __init__(self, context: contextvars.Context, fn: Callable[..., Any],
                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -46,9 +45,6 @@ class Job:
         self.resume: Any = None
         self.run: Any = None
         self.coro: Any = None
-        #: The run whose body this is, when its slot may be handed on from the
-        #: worker thread (see WorkerPool.stage); None for other calls.
-        self.owner: Any = None
 
     def __await__(self) -> Generator[Any, Any, tuple[bool, Any]]:
         return (yield self)  # type: ignore[misc]
@@ -95,12 +91,6 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._done: list[tuple[Job, tuple[bool, Any]]] = []
         self._closed = False
-        # Staged jobs: bodies of runs that are ready but wait for a slot. A worker
-        # that finishes a body whose run holds a slot passes the slot to the first
-        # of them and runs it at once, without a round trip through the loop.
-        self._staged: deque[Job] = deque()
-        self.resuming: Any = ()  # the dispatcher's blocked runs waiting for a slot
-        self.on_start: Any = None  # called with a staged run as its body starts
 
     @property
     def thread_count(self) -> int:
@@ -120,28 +110,6 @@ class WorkerPool:
         if start:
             self._start_worker()
 
-    def stage(self, job: Job) -> None:
-        """(loop thread) Keep ``job`` until a slot passes to it."""
-        with self._lock:
-            self._staged.append(job)
-
-    @property
-    def staged_count(self) -> int:
-        return len(self._staged)
-
-    def take_staged(self) -> Job | None:
-        """The first staged job not abandoned (any thread), or None."""
-        with self._lock:
-            return self._pop_staged()
-
-    def _pop_staged(self) -> Job | None:
-        staged = self._staged
-        while staged:
-            job = staged.popleft()
-            if not job.abandoned:
-                return job
-        return None
-
     def _start_worker(self) -> None:
         state = _WorkerState()
         thread = threading.Thread(
@@ -157,38 +125,22 @@ class WorkerPool:
         lock = self._lock
         wake = self._backend.call_soon_threadsafe
         drain = self._drain
-        job: Job | None = None
         while True:
+            job = get()
             if job is None:
-                job = get()
-                if job is None:
-                    return
+                return
             state.job = job
             try:
                 outcome: tuple[bool, Any] = (True, job.context.run(job.fn, *job.args, **job.kwargs))
             except BaseException as exc:
                 outcome = (False, exc)
             state.job = None
-            owner = job.owner
             with lock:
-                nxt = None
-                if owner is not None and owner._holds_slot and not self.resuming and self._staged:
-                    nxt = self._pop_staged()
-                    if nxt is not None:
-                        # The slot goes from this run (whose body is done) to the next.
-                        owner._holds_slot = False
-                        owner._slot_passed = True
-                        successor = nxt.owner
-                        successor._holds_slot = True
-                        successor._staged = False
                 done = self._done
                 done.append((job, outcome))
                 first = len(done) == 1
-                if nxt is None:
-                    self._idle += 1
-            job = nxt
-            if nxt is not None:
-                self.on_start(nxt.owner)
+                self._idle += 1
+            job = None
             if first:
                 try:
                     wake(drain)

@@ -1,4 +1,4 @@
-"""Ready sync runs waiting for a slot are staged ahead, but never run early."""
+"""Ready sync runs waiting for a slot: pending until they start, never early, cancellable."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_waiting_runs_stay_pending_until_their_body_starts() -> None:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_handing_slots_on_never_exceeds_max_workers(workers: int) -> None:
+def test_many_short_runs_never_exceed_max_workers(workers: int) -> None:
     lock = threading.Lock()
     running = [0]
     peak = [0]
@@ -61,7 +61,7 @@ def test_handing_slots_on_never_exceeds_max_workers(workers: int) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_cancelling_staged_runs_leaves_the_rest_running() -> None:
+def test_cancelling_waiting_runs_leaves_the_rest_running() -> None:
     release = threading.Event()
 
     @task
@@ -83,7 +83,7 @@ def test_cancelling_staged_runs_leaves_the_rest_running() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_a_staged_run_that_blocks_on_a_child_gives_its_slot_back() -> None:
+def test_a_waiting_run_that_blocks_on_a_child_gives_its_slot_back() -> None:
     @task
     def child(x: int) -> int:
         return x + 1
