@@ -221,7 +221,6 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     if run._log_prints:
         _printing.install()
     state: State[Any] = Running()
-    run._start_time = state._ts
     if future is not None:
         future._set_state(state)
     timeout = task.timeout_seconds
@@ -291,7 +290,7 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                     and not run._cancel_requested):
                 break
             if task.retry_condition_fn is not None:
-                verdict = await _call_checked(ex, task.retry_condition_fn, task, run, state)
+                verdict = await ex.call_user(task.retry_condition_fn, task, run, state)
                 if not verdict:
                     break
             delay = task._retry_delay(run.attempt)
@@ -311,11 +310,9 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                 future._set_state(Running("Retrying", f"attempt {run.attempt + 1}"))
     except BaseException as exc:
         state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
-        run._end_time = state._ts
         if future is not None:
             future._finish(state)
         raise
-    run._end_time = state._ts
     if state.type is StateType.COMPLETED:
         if task.on_completion:
             await _call_hooks(task.on_completion, run, state, ex)
@@ -345,10 +342,6 @@ def _deadline(timeout: float) -> Any:
     import anyio
 
     return anyio.move_on_after(timeout)
-
-
-async def _call_checked(ex: Executor, fn: Callable[..., Any], *args: Any) -> Any:
-    return await ex.call_user(fn, *args)
 
 
 async def _call_hooks(hooks: list[Callable[..., Any]], run: TaskRunContext, state: State[Any],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._core._backend import in_event_loop_thread
@@ -131,7 +131,3 @@ def _zip_strict(task_name: str, order: list[str], static: dict[str, Any],
                 params[name] = static[name]
         index += 1
         yield params
-
-
-def iter_unique(items: Iterable[Any]) -> list[Any]:
-    return list(dict.fromkeys(items))

@@ -139,8 +139,3 @@ def _replace(expr: Any, resolve: Resolver, allowed: bool, into_results: bool) ->
             object.__setattr__(new, name, value)
         return new
     return expr
-
-
-def has_futures(expr: Any) -> bool:
-    """Cheap check for the common case: no futures anywhere."""
-    return bool(collect_futures(expr))

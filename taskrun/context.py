@@ -60,7 +60,6 @@ class TaskRunContext:
         "_context",
         "_dependencies",
         "_deps_computed",
-        "_end_time",
         "_holds_slot",
         "_id",
         "_in_task",
@@ -71,7 +70,6 @@ class TaskRunContext:
         "_raw_parameters",
         "_slot_run",
         "_slots",
-        "_start_time",
         "_started",
         "_timed_out_attempt",
         "_upstream",
@@ -116,8 +114,6 @@ class TaskRunContext:
         self._log_prints = False
         self._started = False
         self._in_task = False
-        self._start_time = 0.0
-        self._end_time = 0.0
 
     @property
     def task_run_id(self) -> uuid.UUID:
@@ -176,13 +172,6 @@ class TaskRunContext:
         Sync bodies cannot be interrupted; long ones should check this and return.
         """
         return self._cancel_requested or self._timed_out_attempt == self.attempt
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds between the first start and the end of the run, once it ended."""
-        if not self._started or not self._end_time:
-            return None
-        return self._end_time - self._start_time
 
     def __repr__(self) -> str:
         return f"<TaskRunContext {self.task_run_name!r} attempt={self.attempt}>"

@@ -96,10 +96,6 @@ Admit = Callable[["Dispatcher", Any], None]
 Execute = Callable[["Dispatcher", Any], Coroutine[Any, Any, Any]]
 
 
-def _is_host_cancellation(exc: BaseException) -> bool:
-    return is_cancellation(exc)
-
-
 class _AsyncioTaskDriver:
     """The task driver for asyncio, written as a coroutine object by hand.
 
@@ -183,7 +179,7 @@ class _AsyncioTaskDriver:
                     return future
                 return signal
             nxt = dispatcher._end(run, ended)
-            if ended is not None and _is_host_cancellation(ended):
+            if ended is not None and is_cancellation(ended):
                 self._coro = None
                 dispatcher._driver_done()
                 raise ended
@@ -466,7 +462,7 @@ class Dispatcher:
                         ended = exc
                         break
                 run = self._end(run, ended)
-                if ended is not None and _is_host_cancellation(ended):
+                if ended is not None and is_cancellation(ended):
                     raise ended
                 if run is not None:
                     coro, signal = self._begin(run), _START
@@ -479,7 +475,7 @@ class Dispatcher:
         run._holds_slot = False
         run._upstream = None
         if (error is not None and run.future is not None and not run.future._final
-                and not _is_host_cancellation(error)):
+                and not is_cancellation(error)):
             self._crashed(run, error)
         self.finished(run)
         if not held:
@@ -487,7 +483,7 @@ class Dispatcher:
         if self._resuming:
             self._resuming.popleft().grant()
             return None
-        if self._ready and (error is None or not _is_host_cancellation(error)):
+        if self._ready and (error is None or not is_cancellation(error)):
             nxt = self._ready.popleft()
             nxt._holds_slot = True
             return nxt

@@ -92,10 +92,6 @@ class WorkerPool:
         self._done: list[tuple[Job, tuple[bool, Any]]] = []
         self._closed = False
 
-    @property
-    def thread_count(self) -> int:
-        return len(self._workers)
-
     def put(self, job: Job) -> None:
         """Queue a job (any thread); starts a thread if none is idle."""
         with self._lock:
