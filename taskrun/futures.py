@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterat
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ._core._backend import current_backend, in_event_loop_thread
+from ._core._dispatch import ThreadWaiter
 from .context import TaskRunContext, current_run
 from .states import State, StateType
 
@@ -70,27 +71,6 @@ def _slot_holder() -> TaskRunContext | None:
     return None
 
 
-class _BlockingWaiter:
-    """Releases a lock when called; a thread parks on the lock."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-
-    def __call__(self, _: Any = None) -> None:
-        try:
-            self._lock.release()
-        except RuntimeError:  # released already
-            pass
-
-    set = __call__
-
-    def wait(self, timeout: float | None) -> bool:
-        return self._lock.acquire(timeout=-1 if timeout is None else timeout)
-
-
 class _LoopNotifier:
     """Wakes one coroutine parked on a waiter of its own loop, from any thread."""
 
@@ -119,7 +99,7 @@ class _LoopNotifier:
 def _block_until(register: Callable[[Callable[[Any], None]], None], timeout: float | None,
                  unregister: Callable[[Callable[[Any], None]], None]) -> None:
     """Park this thread until a callback fires, giving back the run's slot meanwhile."""
-    waiter = _BlockingWaiter()
+    waiter = ThreadWaiter()
     register(waiter)
     holder = _slot_holder()
     if holder is not None:
