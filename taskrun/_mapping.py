@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ._core._backend import in_event_loop_thread
@@ -47,21 +47,28 @@ def _classify(name: str, value: Any) -> tuple[bool, Any, type[BaseAnnotation[Any
     return False, value, None
 
 
-def split_parameters(task_name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    """One parameters dict per run; raises on missing iterables or length mismatch."""
+def _partition(what: str, task_name: str, parameters: dict[str, Any],
+               collect: Callable[[Any], Any]) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
+    """Broadcast values, and mapped ones as ``(collect(iterable), wrapper)``."""
     static: dict[str, Any] = {}
-    mapped: dict[str, tuple[list[Any], type[BaseAnnotation[Any]] | None]] = {}
+    mapped: dict[str, tuple[Any, Any]] = {}
     for name, value in parameters.items():
         is_mapped, inner, wrapper = _classify(name, value)
         if is_mapped:
-            mapped[name] = (list(inner), wrapper)
+            mapped[name] = (collect(inner), wrapper)
         else:
             static[name] = inner
     if not mapped:
         raise MappingMissingIterable(
-            f"map() of task {task_name!r} got no iterable parameter (parameters: {sorted(parameters)}); "
+            f"{what}() of task {task_name!r} got no iterable parameter (parameters: {sorted(parameters)}); "
             "pass at least one list, tuple, range or generator, or use submit() for a single run"
         )
+    return static, mapped
+
+
+def split_parameters(task_name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """One parameters dict per run; raises on missing iterables or length mismatch."""
+    static, mapped = _partition("map", task_name, parameters, list)
     lengths = {name: len(values) for name, (values, _) in mapped.items()}
     if len(set(lengths.values())) > 1:
         raise MappingLengthMismatch(
@@ -90,19 +97,7 @@ def split_parameters(task_name: str, parameters: dict[str, Any]) -> list[dict[st
 
 def stream_parameters(task_name: str, parameters: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Like :func:`split_parameters`, consuming the iterables lazily."""
-    static: dict[str, Any] = {}
-    mapped: dict[str, tuple[Iterator[Any], type[BaseAnnotation[Any]] | None]] = {}
-    for name, value in parameters.items():
-        is_mapped, inner, wrapper = _classify(name, value)
-        if is_mapped:
-            mapped[name] = (iter(inner), wrapper)
-        else:
-            static[name] = inner
-    if not mapped:
-        raise MappingMissingIterable(
-            f"imap() of task {task_name!r} got no iterable parameter (parameters: {sorted(parameters)}); "
-            "pass at least one iterable"
-        )
+    static, mapped = _partition("imap", task_name, parameters, iter)
     return _zip_strict(task_name, list(parameters), static, mapped)
 
 
