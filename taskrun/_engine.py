@@ -25,7 +25,7 @@ from ._core._workers import Job
 from ._resolve import collect_futures, replace_futures
 from .context import TaskRunContext, current_run, flow_log_prints, run_logger_for
 from .exceptions import TaskRunTimeout, UpstreamTaskError
-from .futures import TaskFuture
+from .futures import TaskFuture, _unfinished_in, _wait_many, _wait_many_async
 from .states import (
     Cancelled,
     Completed,
@@ -559,35 +559,25 @@ def step_to_end(coro: Coroutine[Any, Any, State[Any]]) -> State[Any]:
 
 def resolve_inputs_blocking(parameters: dict[str, Any]) -> dict[str, Any]:
     """Wait for futures in ``parameters`` (blocking) and replace them with values."""
-    upstream = collect_futures(parameters)
-    if upstream:
-        from .futures import _wait_many
-
-        _wait_many([f for f, _ in upstream], None, stop_on_failure=False)
+    if _all_atoms(parameters):
+        return parameters
+    while pending := _unfinished_in(parameters):
+        _wait_many(pending, None, stop_on_failure=False)
     return _checked_replace(parameters)
 
 
 async def resolve_inputs_async(parameters: dict[str, Any]) -> dict[str, Any]:
     """Await futures in ``parameters`` and replace them with values."""
-    upstream = collect_futures(parameters)
-    if upstream:
-        from .futures import _wait_many_async
-
-        await _wait_many_async([f for f, _ in upstream], None, stop_on_failure=False)
+    if _all_atoms(parameters):
+        return parameters
+    while pending := _unfinished_in(parameters):
+        await _wait_many_async(pending, None, stop_on_failure=False)
     return _checked_replace(parameters)
 
 
 def _checked_replace(parameters: dict[str, Any]) -> dict[str, Any]:
-    if _all_atoms(parameters):
-        return parameters
-    while True:
-        upstream = collect_futures(parameters)
-        if all(f._final for f, _ in upstream):
-            break
-        from .futures import _wait_many
-
-        _wait_many([f for f, _ in upstream], None, stop_on_failure=False)
-    problem = upstream_problem(upstream)
+    """Replace the (final) futures in ``parameters``; UpstreamTaskError if one may not fail."""
+    problem = upstream_problem(collect_futures(parameters))
     if problem is not None:
         raise UpstreamTaskError(problem)
     return replace_futures(parameters, value_of)  # type: ignore[no-any-return]

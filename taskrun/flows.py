@@ -31,7 +31,7 @@ from typing_extensions import ParamSpec
 
 from .context import flow_log_prints
 from .exceptions import ParameterBindError, TaskRunTimeout
-from .futures import _wait_many, _wait_many_async
+from .futures import resolve_futures_to_results, resolve_results_async
 from .states import Completed, Failed, State
 from .task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -88,7 +88,7 @@ class Flow(Generic[P, R]):
             with self.task_runner.duplicate() as runner:
                 try:
                     value = self._body_sync(runner, args, kwargs)
-                    value = _resolve_blocking(value)
+                    value = resolve_futures_to_results(value)
                 except BaseException:
                     runner.cancel_all()
                     raise
@@ -137,7 +137,7 @@ class Flow(Generic[P, R]):
                             raise TaskRunTimeout(
                                 f"flow {self.name!r} timed out after {self.timeout_seconds} s"
                             )
-                    value = await _resolve_async(value)
+                    value = await resolve_results_async(value)
                 except BaseException:
                     runner.cancel_all()
                     raise
@@ -155,26 +155,6 @@ class Flow(Generic[P, R]):
 def _failed(exc: Exception) -> State[Any]:
     """The state of a flow whose body (or one of its runs it returned) raised ``exc``."""
     return Failed(exc, name="TimedOut" if isinstance(exc, TaskRunTimeout) else None)
-
-
-def _resolve_blocking(value: Any) -> Any:
-    from ._resolve import collect_futures, replace_futures
-
-    while True:
-        found = collect_futures(value)
-        if all(f.done() for f, _ in found):
-            return replace_futures(value, lambda f, allowed: f.state.result(not allowed))
-        _wait_many([f for f, _ in found], None, stop_on_failure=False)
-
-
-async def _resolve_async(value: Any) -> Any:
-    from ._resolve import collect_futures, replace_futures
-
-    while True:
-        found = collect_futures(value)
-        if all(f.done() for f, _ in found):
-            return replace_futures(value, lambda f, allowed: f.state.result(not allowed))
-        await _wait_many_async([f for f, _ in found], None, stop_on_failure=False)
 
 
 @overload

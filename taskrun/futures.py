@@ -595,17 +595,36 @@ async def as_completed_async(
             yield f
 
 
-def _resolve(expr: Any, to_state: bool) -> Any:
-    from ._resolve import collect_futures, replace_futures
+def _unfinished_in(expr: Any) -> list[TaskFuture[Any]]:
+    """Futures in ``expr`` (and in the results of finished ones) not final yet."""
+    from ._resolve import collect_futures
 
-    found = collect_futures(expr)
-    futures = [f for f, _ in found]
-    if any(not f._final for f in futures):
+    return [f for f, _ in collect_futures(expr) if not f._final]
+
+
+def _result_of(future: TaskFuture[Any], allowed: bool) -> Any:
+    return future.state.result(not allowed)
+
+
+def _resolve(expr: Any, to_state: bool) -> Any:
+    from ._resolve import replace_futures
+
+    # Finished futures may return futures of their own, so wait until none is left.
+    while pending := _unfinished_in(expr):
         _refuse_blocking_on_loop("resolving futures")
-        _wait_many(futures, None, stop_on_failure=False)
+        _wait_many(pending, None, stop_on_failure=False)
     if to_state:
         return replace_futures(expr, lambda f, allowed: f.state, traverse_results=False)
-    return replace_futures(expr, lambda f, allowed: f.state.result(not allowed))
+    return replace_futures(expr, _result_of)
+
+
+async def resolve_results_async(expr: Any) -> Any:
+    """The async twin of :func:`resolve_futures_to_results` (used by async flows)."""
+    from ._resolve import replace_futures
+
+    while pending := _unfinished_in(expr):
+        await _wait_many_async(pending, None, stop_on_failure=False)
+    return replace_futures(expr, _result_of)
 
 
 def resolve_futures_to_states(expr: Any) -> Any:
