@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import itertools
 import random
 import threading
 import time
@@ -91,40 +92,46 @@ _ATOMS = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 class _Dependencies:
-    """Done callback counting a run's unfinished inputs; re-admits it at zero."""
+    """Done callback counting a run's unfinished inputs; re-admits it at zero.
 
-    __slots__ = ("_dispatcher", "_left", "_lock", "_run")
+    Inputs finish on any thread; ``next`` on an :func:`itertools.count` is atomic,
+    so the count needs no lock.
+    """
+
+    __slots__ = ("_calls", "_dispatcher", "_left", "_run")
 
     def __init__(self, dispatcher: Dispatcher, run: TaskRunContext, left: int) -> None:
         self._dispatcher = dispatcher
         self._run = run
         self._left = left
-        self._lock = threading.Lock()
+        self._calls = itertools.count(1)
 
     def __call__(self, _: TaskFuture[Any]) -> None:
-        with self._lock:
-            self._left -= 1
-            ready = self._left == 0
-        if ready:
-            # Deferred to a later loop turn even on the loop thread, so a cascade
-            # of runs (a long chain ending NotReady) never recurses.
-            backend = self._dispatcher.backend
-            if backend.is_loop_thread():
-                backend.defer(admit, self._dispatcher, self._run)
-            else:
-                backend.call_soon_threadsafe(admit, self._dispatcher, self._run)
+        if next(self._calls) == self._left:
+            # Never inside the step that finished the input, so that a cascade of
+            # runs (a long chain ending NotReady) does not recurse.
+            self._dispatcher.schedule(readmit, self._dispatcher, self._run)
 
 
-def admit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
-    """(loop thread) Offer the run once its inputs are final, or end it as NotReady."""
+def readmit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
+    """Admit a run again once its last input is final."""
+    if admit(dispatcher, run):
+        dispatcher.offer(run)
+
+
+def admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
+    """(loop thread, or a worker thread stepping runs on) True when the run is ready
+    to be offered a slot; else it waits for its inputs, or has ended (NotReady)."""
     if run._cancel_requested:
         dispatcher.finished(run)
-        return
+        return False
     params = run.parameters
     waits = run.wait_for
-    if waits is None and _all_atoms(params):
-        dispatcher.offer(run)
-        return
+    if _all_atoms(params):
+        if waits is None:
+            return True
+        if _only_futures(waits):
+            return _admit_after(dispatcher, run, waits)
     upstream = run._upstream
     if upstream is None or _results_hold_more(upstream[0]):
         upstream = run._upstream = (collect_futures(params), collect_futures(None, waits))
@@ -133,16 +140,47 @@ def admit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
         counter = _Dependencies(dispatcher, run, len(pending))
         for f in pending:
             f.add_done_callback(counter)
-        return
+        return False
     problem = upstream_problem(upstream[0]) or upstream_problem(upstream[1])
     if problem is not None:
         finish_not_ready(run, problem)
         dispatcher.finished(run)
-        return
+        return False
     if not _all_atoms(params):  # futures to replace, or annotations to unwrap
         run._raw_parameters = params
         run.parameters = replace_futures(params, value_of)
-    dispatcher.offer(run)
+    return True
+
+
+def _admit_after(dispatcher: Dispatcher, run: TaskRunContext, waits: list[TaskFuture[Any]]) -> bool:
+    """:func:`admit` for a run whose only inputs are the futures it waits for."""
+    pending = [f for f in waits if not f._final]
+    if pending:
+        counter = _Dependencies(dispatcher, run, len(pending))
+        for f in pending:
+            f.add_done_callback(counter)
+        return False
+    for f in waits:
+        if not f._state.is_completed():
+            finish_not_ready(run, upstream_problem([(f, False)]) or "")
+            dispatcher.finished(run)
+            return False
+    return True
+
+
+#: Types known to be :class:`TaskFuture` subclasses (an ``isinstance`` per wait is slow).
+_FUTURE_TYPES: set[type] = set()
+
+
+def _only_futures(waits: list[Any]) -> bool:
+    known = _FUTURE_TYPES
+    for item in waits:
+        kind = type(item)
+        if kind not in known:
+            if not issubclass(kind, TaskFuture):
+                return False
+            known.add(kind)
+    return True
 
 
 def _all_atoms(params: dict[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures
+import itertools
 import logging
 import queue
 import threading
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ._core._backend import current_backend, in_event_loop_thread
 from ._core._dispatch import ThreadWaiter
+from ._core._workers import in_stepping_worker
 from .context import TaskRunContext, current_run
 from .states import State, StateType
 
@@ -58,6 +60,11 @@ def _refuse_blocking_on_loop(what: str) -> None:
         raise RuntimeError(
             f"{what} would block the event loop running in this thread; "
             f"use the async twin instead (e.g. `await future` or `await future.wait_async()`)"
+        )
+    if in_stepping_worker():
+        raise RuntimeError(
+            f"{what} would block a worker thread while it finishes runs (in a done "
+            f"callback); keep done callbacks short, and wait in the code that registered them"
         )
 
 
@@ -174,15 +181,17 @@ class TaskFuture(abc.ABC, Generic[R]):
     def add_done_callback(self, fn: Callable[[TaskFuture[R]], object]) -> None:
         """Call ``fn(future)`` once, when the run is final (at once if it is already).
 
-        The callback runs in the thread that finishes the run (the runner's loop
-        thread, usually): keep it short. An exception it raises is logged.
+        The callback runs in the thread that finishes the run (a worker thread
+        for sync tasks, the loop thread for async ones): keep it short; a
+        blocking wait there raises :class:`RuntimeError`. An exception it raises
+        is logged.
         """
         with _lock:
             if not self._final:
                 if self._callbacks is None:
                     self._callbacks = [fn]
-                else:
-                    self._callbacks.append(fn)
+                else:  # no call under the lock: a thread never gets switched out holding it
+                    self._callbacks += (fn,)
                 return
         _call_callback(fn, self)
 
@@ -343,24 +352,26 @@ def _mirror_into(wrapped: concurrent.futures.Future[Any]) -> Callable[[TaskFutur
 
 class _Countdown:
     """A done callback counting unfinished futures down; fires its waiter at zero
-    (or at the first failure, when asked to)."""
+    (or at the first failure, when asked to).
 
-    __slots__ = ("_fire", "_lock", "_remaining", "_stop_on_failure", "failed")
+    Counting is lock-free (``next`` on an :func:`itertools.count` is atomic), so
+    the many threads that finish runs never queue on one lock here.
+    """
+
+    __slots__ = ("_calls", "_fire", "_stop_on_failure", "_total", "failed")
 
     def __init__(self, remaining: int, stop_on_failure: bool, fire: Callable[[Any], None]) -> None:
-        self._remaining = remaining
-        self._lock = threading.Lock()
+        self._total = remaining
+        self._calls = itertools.count(1)
         self._stop_on_failure = stop_on_failure
         self._fire = fire
         self.failed: TaskFuture[Any] | None = None
 
     def __call__(self, future: TaskFuture[Any]) -> None:
-        with self._lock:
-            self._remaining -= 1
-            fire = self._remaining == 0
-            if self._stop_on_failure and self.failed is None and not future.state.is_completed():
-                self.failed = future
-                fire = True
+        fire = next(self._calls) == self._total
+        if self._stop_on_failure and self.failed is None and not future.state.is_completed():
+            self.failed = future
+            fire = True
         if fire:
             self._fire(None)
 

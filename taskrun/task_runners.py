@@ -41,17 +41,15 @@ from ._mapping import split_parameters, stream_parameters
 from .context import TaskRunContext, current_runner, current_tags
 from .futures import ConcurrentFuture, FutureList, TaskFuture
 from .states import Pending
+from .tasks import Task
 
 if TYPE_CHECKING:
     from ._process import ProcessPoolTaskRunner
-    from .tasks import Task
 
 F = TypeVar("F", bound=TaskFuture[Any])
 
 
 def _check_task(task: Any) -> Task[Any, Any]:
-    from .tasks import Task
-
     if not isinstance(task, Task):
         raise TypeError(f"runners take a Task (a function decorated with @task), got {task!r}")
     return task
@@ -123,7 +121,8 @@ class TaskRunner(abc.ABC, Generic[F]):
                   wait_for: Iterable[Any] | None,
                   dependencies: dict[str, set[Any]] | None = None) -> list[TaskRunContext]:
         waits = list(wait_for) if wait_for is not None else None
-        tags = task.tags | current_tags.get()
+        inherited = current_tags.get()
+        tags = task.tags | inherited if inherited else task.tags
         context = contextvars.copy_context()
         runs = []
         for parameters in params_list:

@@ -1,9 +1,17 @@
 """The worker-thread bridge: sync calls run on threads fed by one queue.
 
-The loop puts a :class:`Job` on the queue; an idle worker thread runs it inside
-the job's context and appends the outcome to a shared batch.  The first outcome
-of a batch schedules one drain on the loop; the drain hands every outcome of the
-batch to its waiter.  So the loop is woken once per batch, not once per call.
+The dispatcher puts a :class:`Job` on the queue; an idle worker thread runs it
+inside the job's context.  What happens to the outcome depends on who waits:
+
+- a run stepped by the direct driver (``job.resume``) is stepped on by the
+  worker thread itself, right away: the run finishes, its slot passes to the
+  next ready run, and that run's body comes back to this same thread (its
+  *next* job) instead of the queue.  Runs made ready on the way (dependants of
+  the finished run) are admitted by this thread once the step is over.  So a
+  sync run costs no wake-up of another thread while work is at hand, and a
+  chain of dependent runs stays on one thread.
+- a run in a loop task (``job.waiter``) is woken on the loop: the outcome joins
+  a shared batch, and the first outcome of a batch schedules one drain there.
 
 Threads are started only when a job finds no idle thread (a run blocked on
 another future keeps its thread, so more threads than slots may exist), and are
@@ -15,12 +23,19 @@ the call returns.
 from __future__ import annotations
 
 import contextvars
+import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
 
-from ._backend import Backend
+from ._backend import Backend, RunCancelledSignal
+
+#: Taken to claim the one delivery of a job's outcome (a worker and a cancel may race).
+_claim_lock = threading.Lock()
+#: ``state``: the :class:`_WorkerState` of this thread, on worker threads.
+_local = threading.local()
 
 
 class Job:
@@ -49,11 +64,17 @@ class Job:
     def __await__(self) -> Generator[Any, Any, tuple[bool, Any]]:
         return (yield self)  # type: ignore[misc]
 
+    def claim(self) -> Any:
+        """(any thread) Take the right to step the run on; None if it was taken."""
+        with _claim_lock:
+            resume = self.resume
+            self.resume = None
+        return resume
+
     def deliver(self, outcome: tuple[bool, Any]) -> None:
         """(loop thread) Hand the outcome to the run, the first time only."""
-        resume = self.resume
+        resume = self.claim()
         if resume is not None:
-            self.resume = None
             run, coro = self.run, self.coro
             self.run = self.coro = None
             resume(run, coro, outcome)
@@ -65,18 +86,37 @@ class Job:
 
     def cancel(self) -> None:
         """(loop thread) Stop waiting for this call; the engine sees a cancelled run."""
-        from ._backend import RunCancelledSignal
-
         self.abandoned = True
         self.deliver((False, RunCancelledSignal))
 
 
 class _WorkerState:
-    __slots__ = ("job", "thread")
+    __slots__ = ("continuing", "deferred", "job", "next", "pool", "thread")
 
-    def __init__(self) -> None:
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
         self.thread: threading.Thread | None = None
         self.job: Job | None = None
+        #: The job this thread runs next, before looking at the queue.
+        self.next: Job | None = None
+        #: True while this thread steps a run on after its job (not inside user code).
+        self.continuing = False
+        #: Calls to make once the step is over: ``(fn, args)``.
+        self.deferred: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+
+
+def in_stepping_worker() -> bool:
+    """True on a worker thread while it steps runs on (done callbacks run there)."""
+    state = getattr(_local, "state", None)
+    return state is not None and state.continuing  # type: ignore[no-any-return]
+
+
+def continuing_worker(pool: WorkerPool) -> _WorkerState | None:
+    """This thread's state when it is a worker of ``pool`` stepping a run on, else None."""
+    state = getattr(_local, "state", None)
+    if state is not None and state.continuing and state.pool is pool:
+        return state  # type: ignore[no-any-return]
+    return None
 
 
 class WorkerPool:
@@ -93,7 +133,15 @@ class WorkerPool:
         self._closed = False
 
     def put(self, job: Job) -> None:
-        """Queue a job (any thread); starts a thread if none is idle."""
+        """Queue a job (any thread); starts a thread if none is idle.
+
+        A worker thread stepping a run on keeps the first job it makes for
+        itself: it runs that one next, with no hand-off.
+        """
+        state = getattr(_local, "state", None)
+        if state is not None and state.continuing and state.next is None and state.pool is self:
+            state.next = job
+            return
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is closed")
@@ -107,7 +155,7 @@ class WorkerPool:
             self._start_worker()
 
     def _start_worker(self) -> None:
-        state = _WorkerState()
+        state = _WorkerState(self)
         thread = threading.Thread(
             target=self._work, args=(state,), name=f"{self._name}-worker-{len(self._workers)}", daemon=True
         )
@@ -117,31 +165,67 @@ class WorkerPool:
         thread.start()
 
     def _work(self, state: _WorkerState) -> None:
+        _local.state = state
         get = self._jobs.get
         lock = self._lock
         wake = self._backend.call_soon_threadsafe
         drain = self._drain
-        while True:
-            job = get()
-            if job is None:
-                return
+        job = get()
+        while job is not None:
             state.job = job
-            try:
-                outcome: tuple[bool, Any] = (True, job.context.run(job.fn, *job.args, **job.kwargs))
-            except BaseException as exc:
-                outcome = (False, exc)
-            state.job = None
-            with lock:
-                done = self._done
-                done.append((job, outcome))
-                first = len(done) == 1
-                self._idle += 1
-            job = None
-            if first:
+            if job.abandoned:  # cancelled before it started: do not call it at all
+                outcome: tuple[bool, Any] = (False, RunCancelledSignal)
+            else:
                 try:
-                    wake(drain)
-                except RuntimeError:  # the loop is gone; nobody is waiting any more
-                    pass
+                    outcome = (True, job.context.run(job.fn, *job.args, **job.kwargs))
+                except BaseException as exc:
+                    outcome = (False, exc)
+            state.job = None
+            resume = job.claim()
+            if resume is not None:
+                run, coro = job.run, job.coro
+                job.run = job.coro = None
+                self._step_on(state, resume, run, coro, outcome)
+                job, state.next = state.next, None
+                if job is not None:
+                    continue
+                with lock:
+                    self._idle += 1
+            else:
+                with lock:
+                    self._idle += 1
+                    if job.waiter is None:  # delivered already (the run was cancelled)
+                        first = False
+                    else:
+                        done = self._done
+                        done.append((job, outcome))
+                        first = len(done) == 1
+                if first:
+                    try:
+                        wake(drain)
+                    except RuntimeError:  # the loop is gone; nobody is waiting any more
+                        pass
+            job = None  # not kept alive while this thread waits
+            job = get()
+
+    @staticmethod
+    def _step_on(state: _WorkerState, resume: Any, run: Any, coro: Any, outcome: tuple[bool, Any]) -> None:
+        """Step a run on from this worker thread, then make the calls that step deferred."""
+        state.continuing = True
+        deferred = state.deferred
+        call: Any = resume
+        args: tuple[Any, ...] = (run, coro, outcome)
+        try:
+            while True:
+                try:
+                    call(*args)
+                except BaseException:  # the drivers let nothing out; keep the thread if one does
+                    logging.getLogger("taskrun").exception("internal error while stepping a run on")
+                if not deferred:
+                    return
+                call, args = deferred.popleft()
+        finally:
+            state.continuing = False
 
     def _drain(self) -> None:
         with self._lock:
