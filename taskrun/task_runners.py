@@ -37,6 +37,7 @@ from . import settings
 from ._core._backend import current_backend, in_event_loop_thread
 from ._core._dispatch import Dispatcher
 from ._core._workers import join_threads
+from ._gc import collector_paused
 from ._mapping import split_parameters, stream_parameters
 from .context import TaskRunContext, current_runner, current_tags
 from .futures import ConcurrentFuture, FutureList, TaskFuture
@@ -170,10 +171,11 @@ class TaskRunner(abc.ABC, Generic[F]):
         self._check_open()
         if not isinstance(parameters, dict):
             raise TypeError(f"parameters must be a dict, got {type(parameters).__name__}")
-        params_list = split_parameters(_check_task(task).name, parameters)
-        if params_list:
-            task.check_parameters(params_list[0])
-        return FutureList(self._submit_runs(self._new_runs(task, params_list, wait_for)))
+        with collector_paused():
+            params_list = split_parameters(_check_task(task).name, parameters)
+            if params_list:
+                task.check_parameters(params_list[0])
+            return FutureList(self._submit_runs(self._new_runs(task, params_list, wait_for)))
 
     def _default_in_flight(self) -> int:
         return 2 * int(getattr(self, "max_workers", 8))
