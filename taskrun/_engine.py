@@ -296,11 +296,13 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                         raise AttemptTimedOut
                 elif timeout is None and ex.parks_jobs:
                     # The common case, inlined: no helper coroutine per run.
-                    if run._cancel_requested:
-                        raise RunCancelledSignal
                     job = Job(contextvars.copy_context(), task.fn, args, kwargs)
                     run._cancel_hook = job
                     try:
+                        # Read after the hook is set: a cancel on another thread
+                        # sees the hook, or this sees its flag (or both).
+                        if run._cancel_requested:
+                            raise RunCancelledSignal
                         ok, value = await job
                     finally:
                         run._cancel_hook = None
@@ -422,11 +424,11 @@ class RunnerExecutor:
 
     async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
                         kwargs: dict[str, Any], timeout: float | None) -> Any:
-        if run._cancel_requested:
-            raise RunCancelledSignal
         job = Job(contextvars.copy_context(), fn, args, kwargs)
         run._cancel_hook = job
         try:
+            if run._cancel_requested:  # after the hook is set, as in ``drive``
+                raise RunCancelledSignal
             if timeout is None:
                 ok, value = await job
             else:
