@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ._core._backend import in_event_loop_thread
+from ._gc import collector_paused
 from .annotations import BaseAnnotation, unmapped
 from .exceptions import MappingLengthMismatch, MappingMissingIterable
 from .futures import TaskFuture
@@ -75,7 +76,12 @@ def split_parameters(task_name: str, parameters: dict[str, Any]) -> list[dict[st
             f"map() of task {task_name!r} got iterables of different lengths {lengths}; "
             "make them the same length, or wrap values meant for every run in unmapped()"
         )
-    count = next(iter(lengths.values()))
+    with collector_paused():  # after _partition, which may wait for a future
+        return _build(parameters, static, mapped, next(iter(lengths.values())))
+
+
+def _build(parameters: dict[str, Any], static: dict[str, Any], mapped: dict[str, tuple[Any, Any]],
+           count: int) -> list[dict[str, Any]]:
     if len(mapped) == 1 and not static:
         ((name, (values, wrapper)),) = mapped.items()
         if wrapper is None:

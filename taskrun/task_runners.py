@@ -171,10 +171,11 @@ class TaskRunner(abc.ABC, Generic[F]):
         self._check_open()
         if not isinstance(parameters, dict):
             raise TypeError(f"parameters must be a dict, got {type(parameters).__name__}")
+        # Splitting may wait for a future's result: the collector stays on for that.
+        params_list = split_parameters(_check_task(task).name, parameters)
+        if params_list:
+            task.check_parameters(params_list[0])
         with collector_paused():
-            params_list = split_parameters(_check_task(task).name, parameters)
-            if params_list:
-                task.check_parameters(params_list[0])
             return FutureList(self._submit_runs(self._new_runs(task, params_list, wait_for)))
 
     def _default_in_flight(self) -> int:
