@@ -115,7 +115,9 @@ def _block_until(register: Callable[[Callable[[Any], None]], None], timeout: flo
         if not waiter.wait(timeout):
             unregister(waiter)
     finally:
-        if holder is not None:
+        # A run cancelled meanwhile has ended without its slot; its body goes on
+        # (it cannot be stopped) but takes no slot again, or the slot would leak.
+        if holder is not None and not holder._cancel_requested:
             holder._slots.reacquire_blocking(holder)
 
 

@@ -172,3 +172,90 @@ def test_a_done_callback_may_not_block_the_worker_finishing_runs() -> None:
     assert len(seen) == 1
     assert isinstance(seen[0], RuntimeError)
     assert "done callback" in str(seen[0])
+
+
+@task
+async def awaits_a_cancelled_task() -> None:
+    import asyncio
+
+    inner = asyncio.ensure_future(asyncio.sleep(10))
+    asyncio.get_running_loop().call_later(0.05, inner.cancel)
+    await inner  # CancelledError leaves the body
+
+
+@pytest.mark.timeout(30)
+def test_a_body_letting_cancelled_error_out_strands_no_queued_run() -> None:
+    with ThreadPoolTaskRunner(max_workers=2) as runner:
+        bad = [runner.submit(awaits_a_cancelled_task, {}) for _ in range(2)]
+        queued = runner.map(identity, {"x": range(3)})
+        assert queued.result(timeout=10) == [0, 1, 2]
+        assert runner.submit(identity, {"x": 9}).result(timeout=10) == 9
+    assert all(f.state.is_cancelled() for f in bad)
+
+
+@pytest.mark.timeout(30)
+def test_a_cancelled_body_blocked_on_a_child_takes_no_slot_again() -> None:
+    go = threading.Event()
+    children: list[object] = []
+
+    @task
+    def parent() -> int:
+        child = runner.submit(blocked_until, {"event": go})
+        children.append(child)
+        child.result(timeout=10)  # gives the only slot back while it waits
+        return 1
+
+    with ThreadPoolTaskRunner(max_workers=1) as runner:
+        parent_future = runner.submit(parent, {})
+        while not children:
+            threading.Event().wait(0.01)
+        assert parent_future.cancel()
+        parent_future.wait(10)
+        assert parent_future.state.is_cancelled()
+        go.set()
+        assert children[0].result(timeout=10)  # type: ignore[attr-defined]
+        # The parent's body returns without a slot; the one slot is free again.
+        assert runner.submit(identity, {"x": 5}).result(timeout=10) == 5
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_host_cancellation_grants_the_slot_to_a_resuming_body(anyio_backend: str) -> None:
+    import anyio
+
+    release = threading.Event()
+    waiting = threading.Event()
+    returned = threading.Event()
+    body_threads: list[threading.Thread] = []
+
+    with ThreadPoolTaskRunner(max_workers=4) as other:
+        upstream = other.submit(blocked_until, {"event": release})
+
+        @task
+        def resumer() -> int:
+            body_threads.append(threading.current_thread())
+            waiting.set()
+            upstream.result(timeout=20)  # gives its slot back while it waits
+            returned.set()  # reached once it has a slot again
+            return 2
+
+        @task
+        async def sleeper() -> None:
+            await anyio.sleep(30)
+
+        with anyio.move_on_after(1.0):
+            async with ThreadPoolTaskRunner(max_workers=2) as runner:
+                runner.submit(resumer, {})
+                while not waiting.is_set():
+                    await anyio.sleep(0.01)
+                await anyio.sleep(0.05)
+                runner.submit(sleeper, {})
+                runner.submit(sleeper, {})  # both slots taken
+                await anyio.sleep(0.05)
+                release.set()  # the resumer now waits for a slot
+                await anyio.sleep(30)
+        assert returned.wait(10)
+        # Its run was cancelled with the host, so its thread ends on its own,
+        # once the body has returned.
+        body_threads[0].join(10)
+        assert not body_threads[0].is_alive()

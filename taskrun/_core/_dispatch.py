@@ -311,10 +311,18 @@ class Dispatcher:
                 waiter = self._drivers_waiter = self.backend.create_waiter()
                 await waiter.wait()
             self._open = False
+            threads = self.pool.close()  # every run is over: no job comes any more
         # The nursery (trio) must be left in the scope it was entered in, so
-        # outside the shield above; every run is over by now.
-        await self._spawner.__aexit__(None, None, None)
-        return self.pool.close()
+        # outside the shield above.
+        try:
+            await self._spawner.__aexit__(None, None, None)
+        except BaseException:  # a cancelled host: the caller will not join them
+            from ._workers import join_threads
+
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(join_threads, threads)
+            raise
+        return threads
 
     async def wait_idle(self) -> None:
         while True:
@@ -455,9 +463,9 @@ class Dispatcher:
                 coro, value = self._begin(run), _START
                 continue
             if type(signal) is Job:
-                signal.resume = self._step
                 signal.run = run
                 signal.coro = coro
+                signal.resume = self._step  # last: a cancel may claim the job from now on
                 self.pool.put(signal)
             elif self.backend.is_loop_thread():
                 self._spawn_driver(run, coro, signal)
@@ -536,8 +544,9 @@ class Dispatcher:
         if not held:
             return None
         if error is not None and is_cancellation(error):
-            with self._lock:
-                self.active -= 1
+            # The driver is being cancelled: it takes no next run itself, but the
+            # slot still goes to whoever waits for one (a resuming run first).
+            self._fill(1)
             return None
         if not self._resuming:
             try:
