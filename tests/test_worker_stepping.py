@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -35,16 +36,22 @@ async def async_where(x: int) -> tuple[int, str]:
     return x, threading.current_thread().name
 
 
+def _chain(runner: ThreadPoolTaskRunner, head: Any, body: Any, count: int) -> list[Any]:
+    """``count`` runs of ``body(x=i)``, each waiting for the one before, the first for ``head``."""
+    links = []
+    previous = head
+    for i in range(count):
+        previous = runner.submit(body, {"x": i}, wait_for=[previous])
+        links.append(previous)
+    return links
+
+
 @pytest.mark.timeout(30)
 def test_a_chain_made_ready_by_a_worker_stays_on_that_worker() -> None:
     release = threading.Event()
     with ThreadPoolTaskRunner(max_workers=8) as runner:
         head = runner.submit(blocked_until, {"event": release})
-        links = []
-        previous = head
-        for i in range(200):
-            previous = runner.submit(where, {"x": i}, wait_for=[previous])
-            links.append(previous)
+        links = _chain(runner, head, where, 200)
         release.set()
         first_thread = head.result(timeout=10)
         results = [f.result(timeout=10) for f in links]
@@ -65,12 +72,7 @@ def test_a_sync_chain_goes_on_while_the_loop_is_busy() -> None:
         free_loop.wait(10)  # keeps the loop thread busy on purpose
 
     with ThreadPoolTaskRunner(max_workers=8) as runner:
-        head = runner.submit(blocked_until, {"event": release})
-        links = []
-        previous = head
-        for i in range(100):
-            previous = runner.submit(identity, {"x": i}, wait_for=[previous])
-            links.append(previous)
+        links = _chain(runner, runner.submit(blocked_until, {"event": release}), identity, 100)
         busy = runner.submit(hog, {})
         assert hogging.wait(10)
         release.set()
@@ -84,11 +86,7 @@ def test_a_sync_chain_goes_on_while_the_loop_is_busy() -> None:
 @pytest.mark.timeout(60)
 def test_a_long_not_ready_cascade_on_a_worker_does_not_recurse() -> None:
     with ThreadPoolTaskRunner(max_workers=2) as runner:
-        previous = runner.submit(fail, {})
-        links = []
-        for i in range(5000):
-            previous = runner.submit(identity, {"x": i}, wait_for=[previous])
-            links.append(previous)
+        links = _chain(runner, runner.submit(fail, {}), identity, 5000)
         for future in links:
             future.wait(30)
     assert all(f.state.name == "NotReady" for f in links)

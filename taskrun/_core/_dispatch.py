@@ -46,7 +46,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from ._backend import Backend, Waiter, is_cancellation
-from ._workers import Job, WorkerPool, continuing_worker
+from ._workers import Job, WorkerPool, continuing_worker, join_threads
 
 
 class ThreadWaiter:
@@ -317,8 +317,6 @@ class Dispatcher:
         try:
             await self._spawner.__aexit__(None, None, None)
         except BaseException:  # a cancelled host: the caller will not join them
-            from ._workers import join_threads
-
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(join_threads, threads)
             raise
@@ -543,12 +541,9 @@ class Dispatcher:
         self.finished(run)
         if not held:
             return None
-        if error is not None and is_cancellation(error):
-            # The driver is being cancelled: it takes no next run itself, but the
-            # slot still goes to whoever waits for one (a resuming run first).
-            self._fill(1)
-            return None
-        if not self._resuming:
+        # A driver being cancelled takes no next run itself; the slot still goes
+        # to whoever waits for one, through _fill (a resuming run first).
+        if not self._resuming and (error is None or not is_cancellation(error)):
             try:
                 nxt = self._ready.popleft()  # atomic: the slot passes straight to it
             except IndexError:
@@ -594,10 +589,7 @@ class Dispatcher:
 
     def release_threadsafe(self, holder: Any) -> None:
         holder._holds_slot = False
-        self.call_soon(self._release_slot)
-
-    def _release_slot(self) -> None:
-        self._fill(1)
+        self.call_soon(self._fill, 1)
 
     async def reacquire(self, holder: Any) -> None:
         """Take a slot again after blocking, ahead of runs not started yet."""

@@ -138,8 +138,8 @@ class WorkerPool:
         A worker thread stepping a run on keeps the first job it makes for
         itself: it runs that one next, with no hand-off.
         """
-        state = getattr(_local, "state", None)
-        if state is not None and state.continuing and state.next is None and state.pool is self:
+        state = continuing_worker(self)
+        if state is not None and state.next is None:
             state.next = job
             return
         with self._lock:
