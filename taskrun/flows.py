@@ -29,11 +29,12 @@ from typing import Any, Generic, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
-from .context import flow_log_prints
+from ._engine._vars import flow_log_prints
+from ._engine._waiting import resolve_futures_to_results, resolve_results_async
+from ._runners._base import TaskRunner
+from ._runners._thread import ThreadPoolTaskRunner
 from .exceptions import ParameterBindError, TaskRunTimeout
-from .futures import resolve_futures_to_results, resolve_results_async
 from .states import Completed, Failed, State
-from .task_runners import TaskRunner, ThreadPoolTaskRunner
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -20,6 +20,7 @@ import datetime
 import hashlib
 import inspect
 import pickle
+import random
 import sys
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -28,7 +29,11 @@ from typing_extensions import ParamSpec
 
 from . import settings
 from .annotations import unmapped
-from .context import TaskRunContext, current_run, current_runner, current_tags
+from ._engine._direct import drive_inline, resolve_inputs_async, resolve_inputs_blocking
+from ._engine._driver import drive
+from ._engine._executors import DirectAsyncExecutor
+from ._engine._record import TaskRunContext
+from ._engine._vars import current_run, current_runner, current_tags
 from .exceptions import ParameterBindError
 
 if TYPE_CHECKING:
@@ -214,9 +219,7 @@ class Task(Generic[P, R]):
             base = delays[min(attempt - 1, len(delays) - 1)] if delays else 0.0
         else:
             base = delays
-        from ._engine import jittered
-
-        return jittered(base, self.retry_jitter_factor)
+        return _jittered(base, self.retry_jitter_factor)
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -382,7 +385,7 @@ class Task(Generic[P, R]):
         """
         runner = self._runner("submit")
         parameters = self.bind(args, kwargs)
-        future = runner.submit(self, parameters, wait_for=wait_for)
+        future = runner._submit_bound(self, parameters, wait_for)
         if return_state:
             future.wait()
             return future.state
@@ -397,13 +400,27 @@ class Task(Generic[P, R]):
             futures = add.map([1, 2, 3], y=unmapped(10))
         """
         runner = self._runner("map")
+        return runner._map_bound(self, self._bind_for_map(args, kwargs), wait_for)  # type: ignore[no-any-return]
+
+    def _bind_for_map(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Bind once; parameters left at their defaults are broadcast (``unmapped``):
+        a default is the same for every run, even an iterable one."""
         given = self.bind(args, kwargs, defaults=False)
-        parameters = {
-            # Defaults are the same for every run, even an iterable one.
-            name: given[name] if name in given else unmapped(value)
-            for name, value in self.bind(args, kwargs).items()
-        }
-        return runner.map(self, parameters, wait_for=wait_for)  # type: ignore[no-any-return]
+        if self._signature is None:
+            return given
+        kinds = inspect.Parameter
+        parameters: dict[str, Any] = {}
+        for p in self._signature.parameters.values():
+            if p.kind is kinds.VAR_KEYWORD:
+                continue
+            if p.name in given:
+                parameters[p.name] = given.pop(p.name)
+            elif p.kind is kinds.VAR_POSITIONAL:
+                parameters[p.name] = unmapped(())
+            elif p.default is not p.empty:
+                parameters[p.name] = unmapped(p.default)
+        parameters.update(given)  # entries of **kwargs, flattened in
+        return parameters
 
     @overload
     def __call__(
@@ -420,15 +437,11 @@ class Task(Generic[P, R]):
         parameters = self.bind(args, kwargs)
         if self.isasync:
             return self._call_async(parameters)
-        from ._engine import drive_inline, resolve_inputs_blocking
-
         parameters = resolve_inputs_blocking(parameters)
         run = self._direct_run(parameters)
         return run._context.run(_inline, run, drive_inline)
 
     async def _call_async(self, parameters: dict[str, Any]) -> Any:
-        from ._engine import DirectAsyncExecutor, drive, resolve_inputs_async
-
         parameters = await resolve_inputs_async(parameters)
         run = self._direct_run(parameters)
         token = current_run.set(run)
@@ -461,6 +474,12 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"Task({self.name!r})"
+
+
+def _jittered(delay: float, jitter: float | None) -> float:
+    if not jitter or delay <= 0:
+        return delay
+    return max(0.0, random.uniform(delay * (1 - jitter), delay * (1 + jitter)))
 
 
 def _inline(run: TaskRunContext, drive_inline: Callable[[TaskRunContext], Any]) -> Any:

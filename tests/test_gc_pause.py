@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from taskrun import ThreadPoolTaskRunner, task
-from taskrun._gc import collector_paused
+from taskrun._core._gc import collector_paused
 
 
 @task

@@ -36,8 +36,6 @@ class Backend(Protocol):
     #: Call ``fn(*args)`` on a later turn of the loop (from the loop thread).
     defer: Callable[..., object]
 
-    def relay(self, signal: Any) -> Awaitable[Any]: ...
-
     def is_loop_thread(self) -> bool: ...
 
     def create_waiter(self) -> Waiter: ...
@@ -52,16 +50,6 @@ class Backend(Protocol):
         ...
 
     async def checkpoint(self) -> None: ...
-
-
-class DirectAwaitBackend(Backend, Protocol):
-    """A backend whose task drivers await async bodies directly (``direct_await``)."""
-
-    def arm_cancel(self, run: Any) -> None: ...
-
-    def disarm_cancel(self, run: Any, exc: BaseException | None) -> bool: ...
-
-    async def absorb_cancel(self) -> None: ...
 
 
 class Spawner(Protocol):
@@ -153,10 +141,6 @@ class AsyncioBackend:
     # cancelling its own task (then taking that cancellation back), so no
     # wrapper coroutine stays alive per waiting run.
     direct_await = True
-
-    def relay(self, signal: Any) -> Awaitable[Any]:
-        """An awaitable that hands ``signal`` (yielded by a run) on to the task."""
-        return _yield(signal)
 
     def arm_cancel(self, run: Any) -> None:
         task = asyncio.current_task()
@@ -260,9 +244,6 @@ class TrioBackend:
 
     direct_await = False
 
-    def relay(self, signal: Any) -> Awaitable[Any]:
-        return _yield(signal)
-
     def run_cancellable(self, run: Any, awaitable: Awaitable[Any]) -> Awaitable[Any]:
         return _run_cancellable_trio(run, awaitable)
 
@@ -275,8 +256,9 @@ async def _await(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 @types.coroutine
-def _yield(signal: Any) -> Generator[Any, Any, Any]:
-    """Pass a value a run yielded on to the task running us; return what comes back."""
+def relay(signal: Any) -> Generator[Any, Any, Any]:
+    """Pass a value a run yielded on to the task running us; return what comes back
+    (the same for every backend: the signal is the loop library's own)."""
     return (yield signal)
 
 

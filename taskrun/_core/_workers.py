@@ -26,6 +26,7 @@ import contextvars
 import logging
 import queue
 import threading
+import types
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
@@ -88,6 +89,31 @@ class Job:
         """(loop thread) Stop waiting for this call; the engine sees a cancelled run."""
         self.abandoned = True
         self.deliver((False, RunCancelledSignal))
+
+
+@types.coroutine
+def park(run: Any, job: Job) -> Generator[Any, Any, Any]:
+    """Await ``job`` as the body of ``run``; returns its value or raises its error.
+
+    The one place a run is parked on a worker thread: ``run._cancel_hook`` is the
+    job while it is out, so a cancel abandons just this call, and
+    :class:`RunCancelledSignal` comes out. A generator, not a coroutine: a
+    parked run keeps no more frames alive than ``await job`` would.
+    """
+    run._cancel_hook = job
+    try:
+        # Read after the hook is set: a cancel on another thread sees the hook,
+        # or this sees its flag (or both).
+        if run._cancel_requested:
+            raise RunCancelledSignal
+        ok, value = yield job
+    finally:
+        run._cancel_hook = None
+    if ok:
+        return value
+    if value is RunCancelledSignal:
+        raise RunCancelledSignal
+    raise value
 
 
 class _WorkerState:

@@ -6,11 +6,11 @@ import io
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ._core._backend import in_event_loop_thread
-from ._gc import collector_paused
-from .annotations import BaseAnnotation, unmapped
-from .exceptions import MappingLengthMismatch, MappingMissingIterable
-from .futures import TaskFuture
+from .._core._backend import in_event_loop_thread
+from .._core._gc import collector_paused
+from .._engine._future import TaskFuture
+from ..annotations import BaseAnnotation, unmapped
+from ..exceptions import MappingLengthMismatch, MappingMissingIterable
 
 
 def is_mappable(value: Any) -> bool:

@@ -12,7 +12,8 @@ import sys
 import threading
 from typing import Any
 
-from .context import current_run, run_logger_for
+from ._logging import run_logger_for
+from ._vars import current_run
 
 _original_print = builtins.print
 _installed = False

@@ -39,15 +39,16 @@ from typing import Any
 
 from typing_extensions import Self
 
-from ._dask_worker import fixed_marker, run_on_worker, upstream_marker
-from ._distributed import DistributedFuture, state_of_dask_error
-from ._engine import upstream_problem
-from ._remote import dumps, plain_values, snapshot_of, unpicklable_parameter_error
-from ._resolve import collect_futures
-from .context import TaskRunContext
-from .futures import TaskFuture, _wait_many, _wait_many_async
-from .states import Cancelled, Failed, NotReady
-from .task_runners import TaskRunner
+from ..._engine._admission import upstream_problem
+from ..._engine._future import TaskFuture
+from ..._engine._record import TaskRunContext
+from ..._engine._resolve import collect_futures
+from ..._engine._waiting import _wait_many, _wait_many_async
+from ...states import Cancelled, Failed, NotReady
+from .._base import TaskRunner
+from .._remote import dumps, plain_values, snapshot_of, unpicklable_parameter_error
+from ._future import DistributedFuture, state_of_dask_error
+from ._worker import fixed_marker, run_on_worker, upstream_marker
 
 logger = logging.getLogger("taskrun.dask")
 

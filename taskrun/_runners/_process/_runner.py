@@ -5,7 +5,7 @@ exactly as for :class:`~taskrun.task_runners.ThreadPoolTaskRunner`: admission
 (futures in parameters and ``wait_for`` are resolved here, so only plain values
 cross), slots, retries and their delays, timeouts, hooks, states and futures.
 The engine hands each attempt's body to :class:`ProcessExecutor`, which ships
-it to a :class:`~taskrun._process_pool.ProcessPool` together with a snapshot of
+it to a :class:`~taskrun._runners._process._pool.ProcessPool` together with a snapshot of
 the run, so that ``get_run_context()`` (tags, attempt, parameters,
 ``cancel_requested()``) and ``get_run_logger()`` work inside the worker.
 """
@@ -15,14 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import settings
-from ._core._backend import Backend
-from ._core._dispatch import Dispatcher
-from ._engine import RunnerExecutor
-from ._process_pool import ABANDON_GRACE_SECONDS, Call, ProcessPool, WorkerProcessDied
-from ._remote import RemoteError, RemoteTraceback, snapshot_of
-from .context import TaskRunContext
-from .task_runners import ThreadPoolTaskRunner
+import anyio
+
+from ... import settings
+from ..._core._dispatch import Dispatcher
+from ..._engine._executors import Executor, RunnerExecutor, Way
+from ..._engine._record import TaskRunContext
+from ...tasks import Task
+from .._remote import RemoteError, RemoteTraceback, snapshot_of
+from .._thread import ThreadPoolTaskRunner
+from ._pool import ABANDON_GRACE_SECONDS, Call, ProcessPool, WorkerProcessDied
 
 
 class ProcessExecutor(RunnerExecutor):
@@ -38,12 +40,12 @@ class ProcessExecutor(RunnerExecutor):
     replaced.
     """
 
-    runs_async_locally = False
-    parks_jobs = False  # every body goes through call_sync below
-
     def __init__(self, dispatcher: Dispatcher, max_workers: int, name: str) -> None:
         super().__init__(dispatcher)
         self.pool = ProcessPool(max_workers, name)
+
+    def way(self, task: Task[Any, Any]) -> Way:
+        return Way.CALL_SYNC  # every body, sync or async, goes through call_sync below
 
     async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
                         kwargs: dict[str, Any], timeout: float | None) -> Any:
@@ -100,16 +102,15 @@ class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
         if max_workers is None:
             max_workers = settings.process_pool_max_workers()
         super().__init__(max_workers=max_workers)
+        self._executor: ProcessExecutor | None = None
 
-    def _make_dispatcher(self, backend: Backend) -> Dispatcher:
-        dispatcher = super()._make_dispatcher(backend)
-        dispatcher.executor = ProcessExecutor(dispatcher, self.max_workers, f"taskrun-{self.name}")
-        return dispatcher
+    def _executor_for(self, dispatcher: Dispatcher) -> Executor:
+        executor = self._executor = ProcessExecutor(dispatcher, self.max_workers, f"taskrun-{self.name}")
+        return executor
 
     def _pool(self) -> ProcessPool | None:
-        dispatcher = self._dispatcher
-        executor = dispatcher.executor if dispatcher is not None else None
-        return executor.pool if isinstance(executor, ProcessExecutor) else None
+        executor, self._executor = self._executor, None
+        return executor.pool if executor is not None else None
 
     # Every run is final once the dispatcher has closed; then the workers go.
 
@@ -127,8 +128,6 @@ class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
             await super()._close_async(failed)
         finally:
             if pool is not None:
-                import anyio
-
                 manager = pool.stop()
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(manager.join)

@@ -10,9 +10,10 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._remote import attach_traceback, emit_records
-from .futures import TaskFuture
-from .states import Cancelled, Crashed, Failed, State, StateType
+from ..._engine._future import TaskFuture, _lock
+from ...states import Cancelled, Crashed, Failed, State, StateType
+from .._remote import attach_traceback, emit_records
+from ._outcome import RunRef
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -104,8 +105,6 @@ class DistributedFuture(TaskFuture[R]):
         self._fire_placed()
 
     def _fire_placed(self) -> None:
-        from .futures import _lock
-
         with _lock:
             callbacks, self._when_placed = self._when_placed, None
         for fn in callbacks or ():
@@ -113,8 +112,6 @@ class DistributedFuture(TaskFuture[R]):
 
     def _when_placed_or_done(self, fn: Callable[[DistributedFuture[Any]], None]) -> None:
         """Call ``fn(self)`` once the run is on the cluster or final (at once if it is)."""
-        from .futures import _lock
-
         with _lock:
             waiting = self._when_placed is not None and not self._final
             if waiting:
@@ -126,7 +123,7 @@ class DistributedFuture(TaskFuture[R]):
             self.add_done_callback(lambda _: self._fire_placed())
 
     def _finish_with(self, outcome: Any) -> None:
-        """Finish from a worker's :class:`~taskrun._dask_worker.RemoteOutcome`."""
+        """Finish from a worker's :class:`~taskrun._runners._dask._outcome.RemoteOutcome`."""
         run = self._run
         if run is not None and outcome.name and getattr(run, "_name", outcome.name) is None:
             run._name = outcome.name
@@ -227,8 +224,6 @@ def state_of_dask_error(exc: BaseException) -> State[Any]:
 
 def _rebuild(run_id: uuid.UUID, name: str, address: str | None, key: str | None,
              state: State[Any] | None) -> DistributedFuture[Any]:
-    from ._dask_worker import RunRef
-
     future: DistributedFuture[Any] = DistributedFuture(RunRef(run_id, name))
     future._address = address
     future._key = key

@@ -25,8 +25,14 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-from ._engine import DirectAsyncExecutor, InlineExecutor, drive, step_to_end, upstream_problem, value_of
-from ._remote import (
+from ..._engine._admission import upstream_problem, value_of
+from ..._engine._direct import step_to_end
+from ..._engine._driver import drive
+from ..._engine._executors import DirectAsyncExecutor, InlineExecutor
+from ..._engine._future import TaskFuture
+from ..._engine._resolve import collect_futures, replace_futures
+from ...states import Failed, NotReady, State, StateType
+from .._remote import (
     capture_logs,
     check_picklable,
     loads,
@@ -34,35 +40,7 @@ from ._remote import (
     rebuild_run,
     unpicklable_result_error,
 )
-from ._resolve import collect_futures, replace_futures
-from .futures import TaskFuture
-from .states import Failed, NotReady, State, StateType
-
-
-class RemoteOutcome:
-    """The final state of a run executed on a Dask worker, and what came with it."""
-
-    __slots__ = ("logs", "name", "state", "traceback")
-
-    def __init__(self, state: State[Any], name: str, logs: list[dict[str, Any]],
-                 traceback: str | None) -> None:
-        self.state = state
-        self.name = name
-        self.logs = logs
-        self.traceback = traceback
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return RemoteOutcome, (self.state, self.name, self.logs, self.traceback)
-
-
-class RunRef:
-    """The identity of a run known only by id and name (upstream runs, unpickled futures)."""
-
-    __slots__ = ("task_run_id", "task_run_name")
-
-    def __init__(self, task_run_id: uuid.UUID, task_run_name: str) -> None:
-        self.task_run_id = task_run_id
-        self.task_run_name = task_run_name
+from ._outcome import RemoteOutcome, RunRef
 
 
 class UpstreamMarker(TaskFuture[Any]):

@@ -24,14 +24,17 @@ import sys
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from .context import TaskRunContext, _ensure_default_handler, current_tags, flow_log_prints
-from .exceptions import TaskRunError
+from .._engine import _printing
+from .._engine._future import TaskFuture
+from .._engine._logging import _ensure_default_handler
+from .._engine._record import TaskRunContext
+from .._engine._vars import current_run, current_tags, flow_log_prints
+from .._plain import PLAIN_SCALARS
+from ..exceptions import TaskRunError
+from ..tasks import Task
 
-if TYPE_CHECKING:
-    from .futures import TaskFuture
-    from .tasks import Task
 
 RUN_LOGGER = "taskrun.task_runs"
 
@@ -92,8 +95,6 @@ def _task_by_value(task: Task[Any, Any], trim: bool) -> tuple[Any, ...] | None:
 
 
 def _rebuild_task_by_value(fn: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
-    from .tasks import Task
-
     return Task(fn, **options)
 
 
@@ -117,8 +118,6 @@ def _define_pickler() -> Any:
         raise ImportError(
             "running tasks in other processes needs cloudpickle: pip install 'taskrun[process]'"
         ) from None
-    from .futures import TaskFuture
-    from .tasks import Task
 
     class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
         def __init__(self, file: io.BytesIO, trim_tasks: bool, on_future: Callable[[Any], Any] | None,
@@ -159,7 +158,7 @@ def dumps(obj: Any, trim_tasks: bool = False,
 
 loads = pickle.loads
 
-_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
+_PLAIN = PLAIN_SCALARS
 
 
 def plain_values(parameters: dict[str, Any]) -> bool:
@@ -266,14 +265,10 @@ def rebuild_run(task: Task[Any, Any], snap: RunSnapshot, cancel_check: Callable[
 
 
 def _enter_run(run: RemoteRunContext, snap: RunSnapshot) -> None:
-    from .context import current_run
-
     current_run.set(run)
     current_tags.set(snap.context_tags)
     flow_log_prints.set(snap.flow_log_prints)
     if snap.log_prints:
-        from . import _printing
-
         _printing.install()
     logger = logging.getLogger(RUN_LOGGER)
     if logger.level != snap.log_level:
@@ -308,7 +303,7 @@ def attach_traceback(exc: BaseException, text: str | None) -> BaseException:
 _capture: contextvars.ContextVar[Callable[[dict[str, Any]], None] | None] = contextvars.ContextVar(
     "taskrun_log_capture", default=None
 )
-_SIMPLE = (str, int, float, bool, type(None))
+_SIMPLE = tuple(PLAIN_SCALARS)
 
 
 def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:

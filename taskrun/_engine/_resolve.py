@@ -14,10 +14,11 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from .annotations import BaseAnnotation, allow_failure, opaque, quote
-from .futures import TaskFuture
+from .._plain import LEAF_TYPES
+from ..annotations import BaseAnnotation, allow_failure, opaque, quote
+from ._future import TaskFuture
 
-_ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex, range, bytearray})
+_ATOMS = LEAF_TYPES
 _SEQUENCES = (list, tuple, set, frozenset)
 _CONTAINERS = (dict, list, tuple, set, frozenset)
 

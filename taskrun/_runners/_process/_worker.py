@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ._remote import (
+from .._remote import (
     capture_logs,
     dumps,
     install_capture,

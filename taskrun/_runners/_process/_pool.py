@@ -28,9 +28,8 @@ from collections import deque
 from multiprocessing.connection import wait as wait_for_objects
 from typing import Any
 
-from ._core._backend import RunCancelledSignal
-from ._process_worker import DONE, LOG, READY, worker_main
-from ._remote import (
+from ..._core._backend import RunCancelledSignal
+from .._remote import (
     RunSnapshot,
     attach_traceback,
     dumps,
@@ -39,6 +38,7 @@ from ._remote import (
     plain_values,
     unpicklable_parameter_error,
 )
+from ._worker import DONE, LOG, READY, worker_main
 
 #: How long an abandoned call (its run was cancelled or timed out) may keep its
 #: worker process busy before the process is killed and replaced.
