@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
+import anyio
 from typing_extensions import ParamSpec
 
 from ._engine._vars import flow_log_prints
@@ -123,8 +124,6 @@ class Flow(Generic[P, R]):
         return value
 
     async def _call_async(self, args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
-        import anyio
-
         token = flow_log_prints.set(self.log_prints)
         try:
             async with self.task_runner.duplicate() as runner:

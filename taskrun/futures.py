@@ -45,7 +45,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "TaskFuture",
     "ConcurrentFuture",
-    "DistributedFuture",
+    "DistributedFuture",  # noqa: F822 - made on first use by __getattr__
     "FutureList",
     "DoneAndNotDoneFutures",
     "wait",

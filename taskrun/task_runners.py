@@ -38,4 +38,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["TaskRunner", "ThreadPoolTaskRunner", "ProcessPoolTaskRunner", "RunnerState"]
+__all__ = [
+    "TaskRunner",
+    "ThreadPoolTaskRunner",
+    "ProcessPoolTaskRunner",  # noqa: F822 - made on first use by __getattr__
+    "RunnerState",
+]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import datetime
 import hashlib
+import importlib
 import inspect
 import pickle
 import random
@@ -28,12 +29,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from typing_extensions import ParamSpec
 
 from . import settings
-from .annotations import unmapped
 from ._engine._direct import drive_inline, resolve_inputs_async, resolve_inputs_blocking
 from ._engine._driver import drive
 from ._engine._executors import DirectAsyncExecutor
 from ._engine._record import TaskRunContext
 from ._engine._vars import current_run, current_runner, current_tags
+from .annotations import unmapped
 from .exceptions import ParameterBindError
 
 if TYPE_CHECKING:
@@ -94,11 +95,11 @@ def _check_hooks(name: str, hooks: Any) -> list[Hook]:
         return []
     if callable(hooks):
         hooks = [hooks]
-    hooks = list(hooks)
-    for hook in hooks:
+    checked: list[Hook] = list(hooks)
+    for hook in checked:
         if not callable(hook):
             raise TypeError(f"{name} must be a list of callables (task, run, state) -> None; got {hook!r}")
-    return hooks
+    return checked
 
 
 class Task(Generic[P, R]):
@@ -181,10 +182,10 @@ class Task(Generic[P, R]):
         self._inspect_signature()
         try:
             self.__doc__ = fn.__doc__
-            self.__name__ = self.name  # type: ignore[attr-defined]
-            self.__qualname__ = getattr(fn, "__qualname__", self.name)  # type: ignore[attr-defined]
+            self.__name__ = self.name
+            self.__qualname__ = getattr(fn, "__qualname__", self.name)
             self.__module__ = getattr(fn, "__module__", None)  # type: ignore[assignment]
-            self.__wrapped__ = fn  # type: ignore[attr-defined]
+            self.__wrapped__ = fn
         except AttributeError:  # pragma: no cover
             pass
 
@@ -439,7 +440,9 @@ class Task(Generic[P, R]):
             return self._call_async(parameters)
         parameters = resolve_inputs_blocking(parameters)
         run = self._direct_run(parameters)
-        return run._context.run(_inline, run, drive_inline)
+        context = run._context
+        assert context is not None
+        return context.run(_inline, run, drive_inline)
 
     async def _call_async(self, parameters: dict[str, Any]) -> Any:
         parameters = await resolve_inputs_async(parameters)
@@ -488,8 +491,6 @@ def _inline(run: TaskRunContext, drive_inline: Callable[[TaskRunContext], Any]) 
 
 
 def _import_task(module: str, qualname: str) -> Task[Any, Any]:
-    import importlib
-
     target: Any = importlib.import_module(module)
     for part in qualname.split("."):
         target = getattr(target, part)

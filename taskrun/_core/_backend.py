@@ -156,7 +156,7 @@ class AsyncioBackend:
         task = asyncio.current_task()
         if exc is not None and not isinstance(exc, asyncio.CancelledError):
             return False
-        if task is not None and hasattr(task, "uncancel"):
+        if task is not None and sys.version_info >= (3, 11):
             if exc is None and not task.cancelling():
                 return True
             task.uncancel()
@@ -199,14 +199,14 @@ class _TrioWaiter:
         self._value = value
         self._is_set = True
         if self._task is not None:
-            import outcome
-            import trio
+            import outcome  # noqa: PLC0415 - trio is optional: imported only on a trio loop
+            import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
             trio.lowlevel.reschedule(self._task, outcome.Value(value))
             self._task = None
 
     async def wait(self) -> Any:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         if self._is_set:
             await trio.lowlevel.checkpoint()
@@ -225,7 +225,7 @@ class TrioBackend:
     name = "trio"
 
     def __init__(self) -> None:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         self._trio = trio
         self.token = trio.lowlevel.current_trio_token()
@@ -264,7 +264,7 @@ def relay(signal: Any) -> Generator[Any, Any, Any]:
 
 class _TrioSpawner:
     def __init__(self) -> None:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         self._manager = trio.open_nursery()
         self._nursery: Any = None
@@ -323,7 +323,7 @@ _trio_var: Any = None
 def _trio_backend_var() -> Any:
     global _trio_var
     if _trio_var is None:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         _trio_var = trio.lowlevel.RunVar("taskrun_backend")
     return _trio_var
@@ -334,7 +334,7 @@ def in_event_loop_thread() -> bool:
     if asyncio._get_running_loop() is not None:
         return True
     if "trio" in sys.modules:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         try:
             trio.lowlevel.current_task()
@@ -356,7 +356,7 @@ def is_cancellation(exc: BaseException) -> bool:
     if isinstance(exc, asyncio.CancelledError):
         return True
     if "trio" in sys.modules:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         return isinstance(exc, trio.Cancelled)
     return False
@@ -390,7 +390,7 @@ async def _run_cancellable_asyncio(run: Any, awaitable: Awaitable[Any]) -> Any:
 
 
 async def _run_cancellable_trio(run: Any, awaitable: Awaitable[Any]) -> Any:
-    import trio
+    import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
     scope = trio.CancelScope()
     run._cancel_hook = scope

@@ -438,7 +438,8 @@ class Dispatcher:
                 run._started = True
         if cancelled:
             return _nothing()
-        return context.run(self._start_run, run)
+        coro: Coroutine[Any, Any, Any] = context.run(self._start_run, run)
+        return coro
 
     def _step(self, run: Any, coro: Coroutine[Any, Any, Any], value: Any) -> None:
         """The direct driver: step ``coro`` until it parks, moves to a task, or ends.

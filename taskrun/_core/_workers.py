@@ -63,7 +63,8 @@ class Job:
         self.coro: Any = None
 
     def __await__(self) -> Generator[Any, Any, tuple[bool, Any]]:
-        return (yield self)  # type: ignore[misc]
+        outcome: tuple[bool, Any] = yield self
+        return outcome
 
     def claim(self) -> Any:
         """(any thread) Take the right to step the run on; None if it was taken."""
@@ -134,7 +135,7 @@ class _WorkerState:
 def in_stepping_worker() -> bool:
     """True on a worker thread while it steps runs on (done callbacks run there)."""
     state = getattr(_local, "state", None)
-    return state is not None and state.continuing  # type: ignore[no-any-return]
+    return state is not None and state.continuing
 
 
 def continuing_worker(pool: WorkerPool) -> _WorkerState | None:

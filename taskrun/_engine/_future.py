@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures
-import itertools
 import logging
-import queue
 import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio
 
 from .._core._backend import current_backend, in_event_loop_thread
 from .._core._dispatch import ThreadWaiter
@@ -21,6 +20,7 @@ from ._vars import current_run
 
 if TYPE_CHECKING:
     from .._core._backend import Backend
+    from .._core._dispatch import Dispatcher
     from ._record import TaskRunContext
 
 R = TypeVar("R")
@@ -52,13 +52,15 @@ def _refuse_blocking_on_loop(what: str) -> None:
         )
 
 
-def _slot_holder() -> TaskRunContext | None:
+def _slot_holder() -> tuple[TaskRunContext, Dispatcher] | None:
+    """The run in this context that holds a slot, and its dispatcher (None if none)."""
     run = current_run.get()
     if run is None:
         return None
     holder = run._slot_run or run
-    if holder._holds_slot and holder.dispatcher is not None:
-        return holder
+    dispatcher = holder.dispatcher
+    if holder._holds_slot and dispatcher is not None:
+        return holder, dispatcher
     return None
 
 
@@ -81,8 +83,6 @@ class _LoopNotifier:
         if timeout is None:
             await self._waiter.wait()
         else:
-            import anyio
-
             with anyio.move_on_after(timeout):
                 await self._waiter.wait()
 
@@ -92,17 +92,17 @@ def _block_until(register: Callable[[Callable[[Any], None]], None], timeout: flo
     """Park this thread until a callback fires, giving back the run's slot meanwhile."""
     waiter = ThreadWaiter()
     register(waiter)
-    holder = _slot_holder()
-    if holder is not None:
-        holder.dispatcher.release_threadsafe(holder)
+    held = _slot_holder()
+    if held is not None:
+        held[1].release_threadsafe(held[0])
     try:
         if not waiter.wait(timeout):
             unregister(waiter)
     finally:
         # A run cancelled meanwhile has ended without its slot; its body goes on
         # (it cannot be stopped) but takes no slot again, or the slot would leak.
-        if holder is not None and not holder._cancel_requested:
-            holder.dispatcher.reacquire_blocking(holder)
+        if held is not None and not held[0]._cancel_requested:
+            held[1].reacquire_blocking(held[0])
 
 
 async def _await_until(register: Callable[[Callable[[Any], None]], None], timeout: float | None,
@@ -111,17 +111,17 @@ async def _await_until(register: Callable[[Callable[[Any], None]], None], timeou
     backend = current_backend()
     notifier = _LoopNotifier(backend)
     register(notifier)
-    holder = _slot_holder()
-    if holder is not None and not holder.dispatcher.is_own_loop():
-        holder = None
-    if holder is not None:
-        holder.dispatcher.release(holder)
+    held = _slot_holder()
+    if held is not None and not held[1].is_own_loop():
+        held = None
+    if held is not None:
+        held[1].release(held[0])
     try:
         await notifier.wait(timeout)
     finally:
         unregister(notifier)
-        if holder is not None:
-            await holder.dispatcher.reacquire(holder)
+        if held is not None:
+            await held[1].reacquire(held[0])
 
 
 class TaskFuture(abc.ABC, Generic[R]):

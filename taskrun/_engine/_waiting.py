@@ -9,6 +9,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
+import anyio
+
 from .._core._backend import current_backend
 from ._future import (
     TaskFuture,
@@ -239,8 +241,6 @@ async def as_completed_async(
         async for future in as_completed_async(futures):
             print(await future)
     """
-    import anyio
-
     check_timeout(timeout)
     unique = list(dict.fromkeys(futures))
     backend = current_backend()

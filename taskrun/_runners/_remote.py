@@ -35,7 +35,6 @@ from .._plain import PLAIN_SCALARS
 from ..exceptions import TaskRunError
 from ..tasks import Task
 
-
 RUN_LOGGER = "taskrun.task_runs"
 
 
@@ -113,7 +112,7 @@ class _Pickler:
 
 def _define_pickler() -> Any:
     try:
-        import cloudpickle
+        import cloudpickle  # noqa: PLC0415 - optional extra, loaded on first use
     except ImportError:  # pragma: no cover - cloudpickle comes with the extras
         raise ImportError(
             "running tasks in other processes needs cloudpickle: pip install 'taskrun[process]'"
@@ -225,6 +224,7 @@ def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None) -
     """Take a snapshot of ``run`` (``parameters`` replaces the run's own)."""
     _ensure_default_handler()  # it sets the level the worker's run logger must use
     context = run._context
+    assert context is not None
     return RunSnapshot(
         run.task_run_id,
         run._name,

@@ -18,7 +18,7 @@ from ._outcome import RunRef
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .context import TaskRunContext
+    from ..._engine._record import TaskRunContext
 
 R = TypeVar("R")
 
@@ -168,7 +168,7 @@ class DistributedFuture(TaskFuture[R]):
 
 def _fetch_outcome(address: str | None, key: str | None) -> Any:
     """Wait for the outcome stored under ``key`` on the cluster at ``address``."""
-    import distributed
+    import distributed  # noqa: PLC0415 - this module is imported without Dask
 
     client = _client_for(address)
     known = client.run_on_scheduler(_knows_key, key=key)
@@ -192,14 +192,14 @@ _clients: dict[str, Any] = {}
 
 def _client_for(address: str | None) -> Any:
     """A client of the scheduler at ``address`` in this process (made once, then reused)."""
-    import distributed
+    import distributed  # noqa: PLC0415 - this module is imported without Dask
 
     for get in (distributed.default_client, distributed.get_client):
         try:
             client = get()
         except Exception:
             continue
-        if address is None or client.scheduler.address == address:
+        if address is None or getattr(client.scheduler, "address", None) == address:
             return client
     if address is None:
         raise RuntimeError("this DistributedFuture does not know its scheduler's address")

@@ -37,6 +37,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+import anyio
 from typing_extensions import Self
 
 from ..._engine._admission import upstream_problem
@@ -166,8 +167,6 @@ class DaskTaskRunner(TaskRunner[DistributedFuture[Any]]):
         self._session = self._connect()
 
     async def _open_async(self) -> None:
-        import anyio
-
         self._session = await anyio.to_thread.run_sync(self._connect)
 
     def _close_sync(self, failed: bool) -> None:
@@ -182,8 +181,6 @@ class DaskTaskRunner(TaskRunner[DistributedFuture[Any]]):
             session.shut_down()
 
     async def _close_async(self, failed: bool) -> None:
-        import anyio
-
         session = self._session
         assert session is not None
         try:
@@ -219,7 +216,7 @@ class _Session:
     def __init__(self, client: distributed.Client, cluster: Any) -> None:
         self.client = client
         self.cluster = cluster
-        self.address: str = client.scheduler.address
+        self.address: str = str(client.scheduler.address)  # type: ignore[union-attr]
         self._lock = threading.Lock()
         self._outstanding: set[DistributedFuture[Any]] = set()
         self._blobs: dict[int, tuple[Any, bytes]] = {}
@@ -244,7 +241,7 @@ class _Session:
 
     def _forget(self, future: TaskFuture[Any]) -> None:
         with self._lock:
-            self._outstanding.discard(future)  # type: ignore[arg-type]
+            self._outstanding.discard(future)
 
     def _place(self, futures: Iterable[DistributedFuture[Any]]) -> None:
         """Send every run that can go now to the cluster, in one batch."""

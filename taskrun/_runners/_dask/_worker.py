@@ -119,8 +119,8 @@ def _checked(run: Any, value: Any) -> Any:
 def _cancel_check() -> Any:
     """A check telling whether the Dask task running this thread was cancelled."""
     try:
-        from distributed import get_worker
-        from distributed.worker import thread_state
+        from distributed import get_worker  # noqa: PLC0415 - imported without Dask
+        from distributed.worker import thread_state  # type: ignore[attr-defined]  # noqa: PLC0415 - imported without Dask
 
         worker = get_worker()
         key = thread_state.key

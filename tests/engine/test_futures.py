@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from taskrun import (
@@ -64,7 +65,7 @@ def gated_fail(event: threading.Event, msg: str) -> None:
 
 @task
 async def async_add(x: int, y: int = 0) -> int:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return x + y
 
 

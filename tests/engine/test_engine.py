@@ -14,6 +14,7 @@ import time
 from typing import Any, NamedTuple
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from taskrun import (
@@ -43,7 +44,7 @@ def ident(x: Any) -> Any:
 
 @task
 async def aident(x: Any) -> Any:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return x
 
 
@@ -495,7 +496,7 @@ async def test_retries_async(anyio_backend: str) -> None:
         ctx = get_run_context()
         assert ctx is not None
         attempts.append(ctx.attempt)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         if ctx.attempt < 3:
             raise RuntimeError("again")
         return "done"
@@ -573,7 +574,7 @@ async def test_retry_states_async(anyio_backend: str) -> None:
     async def flaky() -> str:
         ctx = get_run_context()
         assert ctx is not None
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         seen_inside.append(holder["future"].state.name)
         if ctx.attempt == 1:
             first_failed.set()
@@ -1050,7 +1051,7 @@ async def test_base_exception_in_an_async_task_is_a_crash(
 
     @task
     async def crash() -> None:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         raise error
 
     async with ThreadPoolTaskRunner():

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from taskrun import (
@@ -63,7 +64,7 @@ def add(x: int, y: int = 0) -> int:
 
 @task
 async def async_add(x: int, y: int = 0) -> int:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return x + y
 
 

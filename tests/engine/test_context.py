@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from taskrun import ThreadPoolTaskRunner, flow, get_run_context, get_run_logger, tags, task
@@ -23,7 +24,7 @@ def sync_tags() -> frozenset[str]:
 
 @task(tags=["own-async"])
 async def async_tags() -> frozenset[str]:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     ctx = get_run_context()
     assert ctx is not None
     return frozenset(ctx.tags)
@@ -176,7 +177,7 @@ def _ctx_fields(x: int, y: int) -> dict[str, Any]:
 async def _actx_fields(x: int) -> dict[str, Any]:
     ctx = get_run_context()
     assert ctx is not None
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     after_await = get_run_context()
     return {
         "task_run_id": ctx.task_run_id,
