@@ -3,33 +3,19 @@
 - ``thread``: ``ThreadPoolTaskRunner(max_workers=4)``.
 - ``process``: ``ProcessPoolTaskRunner(max_workers=2)``; each entry starts its own workers.
 - ``dask``: ``DaskTaskRunner(address=...)`` on one LocalCluster (1 worker process x 4 threads,
-  127.0.0.1, dashboard off) started once for the session and closed after it, so each
-  test pays a client connection, not a cluster start.
+  127.0.0.1, dashboard off, the scheduler's HTTP API on a free loopback port) started once
+  for the session and closed after it, so each test pays a client connection, not a
+  cluster start.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
+from contract_runners import RUNNERS, RunnerFactory
 
-from taskrun import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
-
-RUNNERS = ("thread", "process", "dask")
-
-
-@dataclasses.dataclass(frozen=True)
-class RunnerFactory:
-    """Makes fresh, unentered runners of one kind; ``slots`` is how many runs execute at once."""
-
-    kind: str
-    slots: int
-    make: Callable[[], TaskRunner[Any]]
-
-    def __call__(self) -> TaskRunner[Any]:
-        return self.make()
+from taskrun import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +24,7 @@ def dask_address() -> Iterator[str]:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=4, processes=True, host="127.0.0.1",
-        dashboard_address=None, scheduler_kwargs={"dashboard_address": None},
+        dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
     ) as cluster:
         yield str(cluster.scheduler_address)
 
