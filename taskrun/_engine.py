@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from . import _printing
+from . import _printing, _run_logging
 from ._core._backend import DirectAwaitBackend, RunCancelledSignal, is_cancellation
 from ._core._dispatch import PROMOTE
 from ._core._workers import Job
@@ -312,7 +312,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                         raise value
                 else:
                     value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
-                state = Completed(value)
+                # A body that returns a State sets the run's final state (as in the seed engine).
+                state = value if type(value) is State else Completed(value)
             except RunCancelledSignal:
                 state = Cancelled()
             except AttemptTimedOut:
@@ -334,6 +335,7 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                 if not verdict:
                     break
             delay = task._retry_delay(run.attempt)
+            _run_logging.log_retry(run, state, run.attempt, task.retries, delay)
             if future is not None:
                 future._set_state(Scheduled(
                     "AwaitingRetry", f"attempt {run.attempt} {state.name}; retrying in {delay:g} s"
@@ -350,6 +352,7 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                 future._set_state(Running("Retrying", f"attempt {run.attempt + 1}"))
     except BaseException as exc:
         state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
+        _run_logging.log_final(run, state)
         if future is not None:
             future._finish(state)
         raise
@@ -358,6 +361,11 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
             await _call_hooks(task.on_completion, run, state, ex)
     elif state.type in (StateType.FAILED, StateType.CRASHED) and task.on_failure:
         await _call_hooks(task.on_failure, run, state, ex)
+    extra = task.on_crashed if state.type is StateType.CRASHED else (
+        task.on_cancellation if state.type is StateType.CANCELLED else None)
+    if extra:
+        await _call_hooks(extra, run, state, ex)
+    _run_logging.log_final(run, state)
     if future is not None:
         future._finish(state)
     return state

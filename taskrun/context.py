@@ -177,8 +177,11 @@ class TaskRunContext:
         return f"<TaskRunContext {self.task_run_name!r} attempt={self.attempt}>"
 
 
-def get_run_context() -> TaskRunContext | None:
-    """The context of the task run calling this, or None outside a task run.
+def get_run_context() -> Any:
+    """The context of the task run calling this, else of the flow run, else None.
+
+    Inside a task run: its :class:`TaskRunContext`. In flow code outside task runs: a
+    ``FlowRunContext`` (``flow_name``, ``flow_run_name``, ``parameters``, ``task_runner``).
 
     Example::
 
@@ -186,7 +189,12 @@ def get_run_context() -> TaskRunContext | None:
         def which() -> int:
             return get_run_context().attempt
     """
-    return current_run.get()
+    run = current_run.get()
+    if run is None:
+        from ._flow_context import current_flow_run
+
+        return current_flow_run.get()
+    return run
 
 
 @contextlib.contextmanager
@@ -253,8 +261,16 @@ def run_logger_for(run: TaskRunContext) -> logging.LoggerAdapter:  # type: ignor
             "task_name": run.task.name,
             "task_run_name": run.task_run_name,
             "task_run_id": str(run.task_run_id),
+            "flow_run_name": _flow_run_name(),
+            "attempt": run.attempt,
         },
     )
+
+
+def _flow_run_name() -> str | None:
+    from ._flow_context import current_flow_run_name
+
+    return current_flow_run_name()
 
 
 def get_run_logger() -> logging.LoggerAdapter:  # type: ignore[type-arg]
@@ -270,8 +286,13 @@ def get_run_logger() -> logging.LoggerAdapter:  # type: ignore[type-arg]
     """
     run = current_run.get()
     if run is None:
+        from ._flow_context import current_flow_run
+
+        flow_run = current_flow_run.get()
+        if flow_run is not None:
+            return flow_run.logger()
         raise RuntimeError(
-            "get_run_logger() was called outside a task run; call it inside a @task "
-            "function, or use logging.getLogger(...) elsewhere"
+            "get_run_logger() was called outside a task or flow run; call it inside a @task "
+            "or @flow function, or use logging.getLogger(...) elsewhere"
         )
     return run_logger_for(run)

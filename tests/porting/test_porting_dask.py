@@ -18,6 +18,13 @@ pytestmark = pytest.mark.timeout(90)
 
 SMALL = {"n_workers": 1, "threads_per_worker": 2}
 
+# `taskrun.dask.task_runners` arrives when taskrun/dask.py becomes a package (the layout
+# change); until then this import fails. Strict: the marker must go once it exists.
+_TASK_RUNNERS_MODULE = pytest.mark.xfail(
+    raises=ModuleNotFoundError, strict=True,
+    reason="taskrun.dask.task_runners is added with the dask package move",
+)
+
 
 # ---------------------------------------------------------------------------------------
 # Doc: "task runners" (prefect_dask.task_runners) —
@@ -72,6 +79,7 @@ def test_count_to_dask_runner_class(capfd: pytest.CaptureFixture[str]) -> None:
 # ---------------------------------------------------------------------------------------
 
 
+@_TASK_RUNNERS_MODULE
 def test_greetings_on_dask(capfd: pytest.CaptureFixture[str]) -> None:
     from taskrun import flow, task  # was: from prefect import flow, task
     from taskrun.dask.task_runners import DaskTaskRunner  # was: from prefect_dask.task_runners import ...
@@ -104,10 +112,12 @@ def test_greetings_on_dask(capfd: pytest.CaptureFixture[str]) -> None:
 
 @pytest.fixture
 def cluster() -> Iterator[Any]:
-    with distributed.LocalCluster(host="127.0.0.1", dashboard_address=None, **SMALL) as c:
+    with distributed.LocalCluster(host="127.0.0.1", dashboard_address=None,
+                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, **SMALL) as c:
         yield c
 
 
+@_TASK_RUNNERS_MODULE
 def test_existing_cluster_address(cluster: Any) -> None:
     from taskrun import flow, task  # was: from prefect import flow
     from taskrun.dask.task_runners import DaskTaskRunner  # was: from prefect_dask.task_runners import ...
