@@ -69,7 +69,7 @@ def get_dask_client(timeout: int | float | str | datetime.timedelta | None = Non
     kwargs: dict[str, Any] = {"set_as_default": False, **client_kwargs}
     if timeout is not None:
         kwargs["timeout"] = _timeout(timeout)
-    with distributed.Client(address, **kwargs) as client:
+    with distributed.Client(address, **kwargs) as client:  # type: ignore[no-untyped-call]
         yield client
 
 
@@ -89,7 +89,7 @@ async def get_async_dask_client(timeout: int | float | str | datetime.timedelta 
     kwargs: dict[str, Any] = {"set_as_default": False, **client_kwargs}
     if timeout is not None:
         kwargs["timeout"] = _timeout(timeout)
-    async with distributed.Client(address, asynchronous=True, **kwargs) as client:
+    async with distributed.Client(address, asynchronous=True, **kwargs) as client:  # type: ignore[no-untyped-call]
         yield client
 
 

@@ -41,7 +41,7 @@ def open_report(client: Any, path: str | None) -> Any:
         return None
     import distributed
 
-    report = distributed.performance_report(filename=path)
+    report = distributed.performance_report(filename=path)  # type: ignore[no-untyped-call]
     client.sync(report.__aenter__)
     return (client, report)
 

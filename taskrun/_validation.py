@@ -25,7 +25,7 @@ from .exceptions import ParameterBindError
 _UNION_TYPES: tuple[Any, ...] = (typing.Union, getattr(types, "UnionType", typing.Union))
 
 
-def _ok(value: Any, hint: Any) -> bool:  # noqa: PLR0911
+def _ok(value: Any, hint: Any) -> bool:
     if hint is Any or hint is typing.Any or isinstance(hint, (typing.TypeVar, str)):
         return True
     if hint is None or hint is type(None):
@@ -59,7 +59,7 @@ def _ok(value: Any, hint: Any) -> bool:  # noqa: PLR0911
             return True
         if len(args) == 2 and args[1] is Ellipsis:
             return all(_ok(v, args[0]) for v in value)
-        return len(args) == len(value) and all(_ok(v, a) for v, a in zip(value, args))
+        return len(args) == len(value) and all(_ok(v, a) for v, a in zip(value, args, strict=True))
     if origin in (dict, cabc.Mapping, cabc.MutableMapping):
         if not isinstance(value, dict if origin is dict else cabc.Mapping):
             return False

@@ -53,6 +53,13 @@ _FLOW_OPTIONS = (
 )
 
 
+def _doc_of(fn: Any) -> str | None:
+    # Not inspect.getdoc: for a method without a docstring it looks the name up on the
+    # class, which calls our __get__, which makes a new object, which asks again.
+    doc = getattr(getattr(fn, "__func__", fn), "__doc__", None)
+    return inspect.cleandoc(doc) if isinstance(doc, str) else None
+
+
 def _runner_instance(task_runner: Any) -> TaskRunner[Any]:
     if task_runner is None:
         return ThreadPoolTaskRunner()
@@ -81,7 +88,8 @@ class Flow(Generic[P, R]):
     """
 
     def __init__(self, fn: Callable[P, R], name: str | None = None, description: str | None = None,
-                 version: str | None = None, task_runner: TaskRunner[Any] | type[TaskRunner[Any]] | None = None,
+                 version: str | None = None,
+                 task_runner: TaskRunner[Any] | type[TaskRunner[Any]] | None = None,
                  timeout_seconds: float | None = None, log_prints: bool = False, retries: int | None = None,
                  retry_delay_seconds: float | None = None,
                  flow_run_name: str | Callable[[], str] | None = None, validate_parameters: bool = True,
@@ -105,8 +113,8 @@ class Flow(Generic[P, R]):
         if flow_run_name is not None and not (isinstance(flow_run_name, str) or callable(flow_run_name)):
             raise TypeError("flow_run_name must be a str with {param} fields, or a callable returning a str")
         self.fn = fn
-        self.name: str = name or getattr(fn, "__name__", "flow")
-        self.description = description if description is not None else inspect.getdoc(getattr(fn, "__func__", fn))
+        self.name: str = name or str(getattr(fn, "__name__", "flow"))
+        self.description = description if description is not None else _doc_of(fn)
         self.version = version
         self._given_runner = task_runner
         self.task_runner: TaskRunner[Any] = _runner_instance(task_runner)
@@ -161,7 +169,7 @@ class Flow(Generic[P, R]):
         if self._binder is staticmethod or (instance is None and self._binder is not classmethod):
             return self
         target = owner if self._binder is classmethod else instance
-        bound: Flow[Any, Any] = Flow(self.fn.__get__(target, owner), **self._options())  # type: ignore[attr-defined]
+        bound: Flow[Any, Any] = Flow(self.fn.__get__(target, owner), **self._options())
         return bound
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +228,7 @@ class Flow(Generic[P, R]):
         return self._call_sync(ctx, args, kwargs, return_state)
 
     @overload
-    def call_with_state(self: Flow[P, Coroutine[Any, Any, T]], *args: P.args,
+    def call_with_state(self: Flow[P, Coroutine[Any, Any, T]], *args: P.args,  # type: ignore[overload-overlap]
                         **kwargs: P.kwargs) -> Awaitable[State[T]]: ...
     @overload
     def call_with_state(self: Flow[P, T], *args: P.args, **kwargs: P.kwargs) -> State[T]: ...
@@ -233,7 +241,8 @@ class Flow(Generic[P, R]):
             state = pipeline.call_with_state(3)
             assert state.is_completed()
         """
-        return self(*args, return_state=True, **kwargs)
+        call: Any = self.__call__
+        return call(*args, return_state=True, **kwargs)
 
     def _call_sync(self, ctx: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any],
                    return_state: bool) -> Any:

@@ -660,9 +660,20 @@ def resolve_futures_to_results(expr: Any) -> Any:
     return _resolve(expr, to_state=False)
 
 
+#: The seed engine's names for these types, so that annotations in ported code keep
+#: working: ``PrefectFuture`` is :class:`TaskFuture`, ``PrefectConcurrentFuture`` is
+#: :class:`ConcurrentFuture`, ``PrefectDistributedFuture`` is :class:`DistributedFuture`
+#: and ``PrefectFutureList`` is :class:`FutureList`.
+PrefectFuture = TaskFuture
+PrefectConcurrentFuture = ConcurrentFuture
+PrefectFutureList = FutureList
+if TYPE_CHECKING:
+    pass
+
+
 def __getattr__(name: str) -> Any:
     # DistributedFuture lives with the Dask support; importing it needs no Dask.
-    if name == "DistributedFuture":
+    if name in ("DistributedFuture", "PrefectDistributedFuture"):
         from ._distributed import DistributedFuture
 
         return DistributedFuture

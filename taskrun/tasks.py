@@ -34,7 +34,7 @@ from .context import TaskRunContext, current_run, current_runner, current_tags
 from .exceptions import MappingMissingIterable, ParameterBindError, UpstreamTaskError
 
 if TYPE_CHECKING:
-    from .futures import FutureList, TaskFuture
+    from .futures import TaskFuture
     from .states import State
 
 P = ParamSpec("P")
@@ -86,6 +86,13 @@ def task_input_hash(context: TaskRunContext | None, parameters: dict[str, Any]) 
     return hashlib.sha256(payload).hexdigest()
 
 
+def _doc_of(fn: Any) -> str | None:
+    # Not inspect.getdoc: for a method without a docstring it looks the name up on the
+    # class, which calls our __get__, which makes a new object, which asks again.
+    doc = getattr(getattr(fn, "__func__", fn), "__doc__", None)
+    return inspect.cleandoc(doc) if isinstance(doc, str) else None
+
+
 class Task(Generic[P, R]):
     """A function with run options. Make one with :func:`task`.
 
@@ -128,7 +135,7 @@ class Task(Generic[P, R]):
             raise TypeError(f"{fn.name!r} is a Task already; use .with_options(...) to change options")
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
-        self.description = description if description is not None else inspect.getdoc(getattr(fn, "__func__", fn))
+        self.description = description if description is not None else _doc_of(fn)
         self.isasync = inspect.iscoroutinefunction(fn) or (
             not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
         )
@@ -256,7 +263,7 @@ class Task(Generic[P, R]):
         if self._binder is staticmethod or (instance is None and self._binder is not classmethod):
             return self
         target = owner if self._binder is classmethod else instance
-        bound: Task[Any, Any] = Task(self.fn.__get__(target, owner), **self._options())  # type: ignore[attr-defined]
+        bound: Task[Any, Any] = Task(self.fn.__get__(target, owner), **self._options())
         return bound
 
     # ------------------------------------------------------------------ parameters
@@ -613,15 +620,40 @@ def task(
     on_completion: list[Hook] | None = None,
     on_failure: list[Hook] | None = None,
     on_running: list[Hook] | None = None,
+    on_cancellation: list[Hook] | None = None,
+    on_crashed: list[Hook] | None = None,
     log_prints: bool | None = None,
     cache_key_fn: Callable[..., str | None] | None = None,
     cache_expiration: datetime.timedelta | None = None,
     persist_result: bool | None = None,
+    version: str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(__fn: Any = None, **options: Any) -> Any:
     """Make a :class:`Task` of a sync or async function: ``@task`` or ``@task(...)``.
+
+    Options (all keyword, all optional):
+
+    - ``name``: the task's name (default: the function's name).
+    - ``description``: a description (default: the docstring).
+    - ``tags``: tags for every run of the task (an iterable of str).
+    - ``task_run_name``: run name, a ``{param}`` template or a callable returning a str.
+    - ``retries``: how many times a failed or timed-out attempt is retried (default 0).
+    - ``retry_delay_seconds``: delay between attempts: a number, a list, or ``retries -> list``.
+    - ``retry_jitter_factor``: spread each delay over ``[d*c, d*(1+j)]``, mean ≈ d (see ``_jitter``).
+    - ``retry_condition_fn``: ``(task, run, state) -> bool``; False stops retrying.
+    - ``timeout_seconds``: fail an attempt (``TimedOut``) after this many seconds.
+    - ``on_completion``: hooks ``(task, run, state)`` after a Completed run.
+    - ``on_failure``: hooks after a Failed or Crashed run (after the last retry).
+    - ``on_running``: hooks before the first attempt.
+    - ``on_cancellation``: hooks after a Cancelled run (that had started).
+    - ``on_crashed``: hooks after a Crashed run.
+    - ``log_prints``: log ``print`` calls in the body (default: the enclosing flow's).
+    - ``cache_key_fn`` / ``cache_expiration`` / ``persist_result``: result caching (results issue).
+    - ``version``: a version string, kept on the task.
+
+    Hooks can also be added as decorators: ``@my_task.on_completion``.
 
     Example::
 

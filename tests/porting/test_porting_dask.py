@@ -81,8 +81,9 @@ def test_count_to_dask_runner_class(capfd: pytest.CaptureFixture[str]) -> None:
 
 @_TASK_RUNNERS_MODULE
 def test_greetings_on_dask(capfd: pytest.CaptureFixture[str]) -> None:
-    from taskrun import flow, task  # was: from prefect import flow, task
     from taskrun.dask.task_runners import DaskTaskRunner  # was: from prefect_dask.task_runners import ...
+
+    from taskrun import flow, task  # was: from prefect import flow, task
 
     @task
     def say_hello(name):
@@ -119,8 +120,9 @@ def cluster() -> Iterator[Any]:
 
 @_TASK_RUNNERS_MODULE
 def test_existing_cluster_address(cluster: Any) -> None:
-    from taskrun import flow, task  # was: from prefect import flow
     from taskrun.dask.task_runners import DaskTaskRunner  # was: from prefect_dask.task_runners import ...
+
+    from taskrun import flow, task  # was: from prefect import flow
 
     @task
     def where() -> str:

@@ -12,8 +12,11 @@ import pytest
 
 
 def test_emit_custom_logs(caplog: pytest.LogCaptureFixture) -> None:
-    from taskrun import flow, task  # was: from prefect import flow, task
-    from taskrun import get_run_logger  # was: from prefect.logging import get_run_logger
+    from taskrun import (  # was: from prefect import flow, task
+        flow,
+        get_run_logger,  # was: from prefect.logging import get_run_logger
+        task,
+    )
 
     @task(name="log-example-task")
     def logger_task():
