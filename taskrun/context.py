@@ -16,8 +16,16 @@ Example::
 
 from __future__ import annotations
 
+from ._engine._flow_context import FlowRunContext
 from ._engine._logging import RunLoggerAdapter, get_run_logger
 from ._engine._record import TaskRunContext
 from ._engine._vars import get_run_context, tags
 
-__all__ = ["TaskRunContext", "RunLoggerAdapter", "get_run_context", "get_run_logger", "tags"]
+__all__ = [
+    "TaskRunContext",
+    "FlowRunContext",
+    "RunLoggerAdapter",
+    "get_run_context",
+    "get_run_logger",
+    "tags",
+]

@@ -32,10 +32,18 @@ from ._engine._waiting import (
     wait_async,
 )
 
+#: The seed engine's names for these types, so that annotations in ported code keep
+#: working: ``PrefectFuture`` is :class:`TaskFuture`, ``PrefectConcurrentFuture`` is
+#: :class:`ConcurrentFuture`, ``PrefectDistributedFuture`` is :class:`DistributedFuture`
+#: and ``PrefectFutureList`` is :class:`FutureList`.
+PrefectFuture = TaskFuture
+PrefectConcurrentFuture = ConcurrentFuture
+PrefectFutureList = FutureList
+
 
 def __getattr__(name: str) -> Any:
     # DistributedFuture lives with the Dask support; importing it needs no Dask.
-    if name == "DistributedFuture":
+    if name in ("DistributedFuture", "PrefectDistributedFuture"):
         from ._runners._dask._future import DistributedFuture  # noqa: PLC0415 - lazy: keeps Dask code out
 
         return DistributedFuture

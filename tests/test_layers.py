@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "taskrun"
 #: may import its own layer (without a cycle) and any lower one.
 LAYERS: list[tuple[str, ...]] = [
     ("taskrun.exceptions", "taskrun.annotations", "taskrun.settings", "taskrun._plain",
-     "taskrun.states"),
+     "taskrun.states", "taskrun._hooks", "taskrun._jitter", "taskrun._validation"),
     ("taskrun._core",),
     ("taskrun._engine",),
     ("taskrun.tasks",),

@@ -16,6 +16,7 @@ from .._plain import PLAIN_SCALARS
 from ..states import Cancelled, Crashed, NotReady, StateType
 from ._future import TaskFuture
 from ._resolve import collect_futures, replace_futures
+from ._run_logging import log_final
 
 if TYPE_CHECKING:
     from .._core._dispatch import Dispatcher
@@ -154,19 +155,25 @@ def value_of(future: TaskFuture[Any], allowed: bool) -> Any:
 
 def finish_not_ready(run: TaskRunContext, message: str) -> None:
     """End a run whose input may not fail and did not complete."""
+    state = NotReady(message)
+    log_final(run, state)
     if run.future is not None:
-        run.future._finish(NotReady(message))
+        run.future._finish(state)
 
 
 def finish_crashed(run: TaskRunContext, error: BaseException) -> None:
     """End a run whose engine coroutine itself failed (an internal error)."""
+    state = Crashed(error)
+    log_final(run, state)
     if run.future is not None:
-        run.future._finish(Crashed(error))
+        run.future._finish(state)
 
 
 def finish_cancelled(run: TaskRunContext) -> None:
     """End a run that was cancelled before it started."""
+    state = Cancelled("the run was cancelled before it started")
+    log_final(run, state)
     if run.future is not None:
-        run.future._finish(Cancelled("the run was cancelled before it started"))
+        run.future._finish(state)
 
 

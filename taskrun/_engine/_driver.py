@@ -20,7 +20,7 @@ from .._core._dispatch import PROMOTE
 from .._core._workers import Job, park
 from ..exceptions import TaskRunTimeout
 from ..states import Cancelled, Completed, Crashed, Failed, Running, Scheduled, State, StateType
-from . import _printing
+from . import _printing, _run_logging
 from ._executors import AttemptTimedOut, Executor, Way
 from ._logging import run_logger_for
 from ._vars import flow_log_prints
@@ -79,7 +79,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                             value = await ex.call_async(run, coro)
                     if scope.cancelled_caught:
                         raise AttemptTimedOut
-                state = Completed(value)
+                # A body that returns a State sets the run's final state (as in the seed engine).
+                state = value if type(value) is State else Completed(value)
             except BaseException as exc:
                 state = _state_of_attempt(run, exc, timeout)
             if state.type is StateType.FAILED and run.attempt <= task.retries and not run._cancel_requested:
@@ -90,6 +91,7 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
             break
     except BaseException as exc:
         state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
+        _run_logging.log_final(run, state)
         if future is not None:
             future._finish(state)
         raise
@@ -98,6 +100,11 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
             await _call_hooks(task.on_completion, run, state, ex)
     elif state.type in (StateType.FAILED, StateType.CRASHED) and task.on_failure:
         await _call_hooks(task.on_failure, run, state, ex)
+    extra = task.on_crashed if state.type is StateType.CRASHED else (
+        task.on_cancellation if state.type is StateType.CANCELLED else None)
+    if extra:
+        await _call_hooks(extra, run, state, ex)
+    _run_logging.log_final(run, state)
     if future is not None:
         future._finish(state)
     return state
@@ -129,6 +136,7 @@ async def _wait_to_retry(run: TaskRunContext, state: State[Any], ex: Executor) -
         if not verdict:
             return state
     delay = task._retry_delay(run.attempt)
+    _run_logging.log_retry(run, state, run.attempt, task.retries, delay)
     if future is not None:
         future._set_state(Scheduled(
             "AwaitingRetry", f"attempt {run.attempt} {state.name}; retrying in {delay:g} s"

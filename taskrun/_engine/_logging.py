@@ -7,7 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..settings import logging_level
-from ._vars import current_run
+from ._vars import current_flow_run, current_run
 
 if TYPE_CHECKING:
     from ._record import TaskRunContext
@@ -55,12 +55,20 @@ def run_logger_for(run: TaskRunContext) -> logging.LoggerAdapter:  # type: ignor
             "task_name": run.task.name,
             "task_run_name": run.task_run_name,
             "task_run_id": str(run.task_run_id),
+            "flow_run_name": current_flow_run_name(),
+            "attempt": run.attempt,
         },
     )
 
 
+def current_flow_run_name() -> str | None:
+    """The name of the flow run this code runs in, or None."""
+    ctx = current_flow_run.get()
+    return ctx.flow_run_name if ctx is not None else None
+
+
 def get_run_logger() -> logging.LoggerAdapter:  # type: ignore[type-arg]
-    """A logger for the current task run, stamped with its name and id.
+    """A logger for the current task run (or, in flow code, flow run), stamped with its name and id.
 
     Raises :class:`RuntimeError` outside a task run.
 
@@ -72,8 +80,11 @@ def get_run_logger() -> logging.LoggerAdapter:  # type: ignore[type-arg]
     """
     run = current_run.get()
     if run is None:
+        flow_run = current_flow_run.get()
+        if flow_run is not None:
+            return flow_run.logger()
         raise RuntimeError(
-            "get_run_logger() was called outside a task run; call it inside a @task "
-            "function, or use logging.getLogger(...) elsewhere"
+            "get_run_logger() was called outside a task or flow run; call it inside a @task "
+            "or @flow function, or use logging.getLogger(...) elsewhere"
         )
     return run_logger_for(run)

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from ._logging import run_logger_for
-from ._vars import current_run
+from ._vars import current_flow_run, current_run
 
 _original_print = builtins.print
 _installed = False
@@ -26,6 +26,11 @@ def _print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any 
     if run is not None and run._log_prints and (file is None or file is sys.stdout):
         run_logger_for(run).info((" " if sep is None else sep).join(str(a) for a in args))
         return
+    if run is None and (file is None or file is sys.stdout):
+        flow_run = current_flow_run.get()
+        if flow_run is not None and flow_run.log_prints:
+            flow_run.logger().info((" " if sep is None else sep).join(str(a) for a in args))
+            return
     _original_print(*args, sep=sep, end=end, file=file, flush=flush)
 
 

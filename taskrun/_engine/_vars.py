@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._flow_context import FlowRunContext
     from ._record import TaskRunContext
 
 #: The run whose code is executing in this context (None outside runs).
@@ -26,14 +27,22 @@ current_tags: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
 current_runner: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "taskrun_current_runner", default=None
 )
+#: The flow run whose code (or whose task runs) execute in this context.
+current_flow_run: contextvars.ContextVar[FlowRunContext | None] = contextvars.ContextVar(
+    "taskrun_current_flow_run", default=None
+)
 #: ``log_prints`` of the enclosing flow, the default for its tasks.
 flow_log_prints: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "taskrun_flow_log_prints", default=False
 )
 
 
-def get_run_context() -> TaskRunContext | None:
-    """The context of the task run calling this, or None outside a task run.
+def get_run_context() -> TaskRunContext | FlowRunContext | None:
+    """The context of the task run calling this, else of the flow run, else None.
+
+    Inside a task run: its :class:`~taskrun.context.TaskRunContext`. In flow code
+    outside task runs: a ``FlowRunContext`` (``flow_name``, ``flow_run_name``,
+    ``parameters``, ``task_runner``).
 
     Example::
 
@@ -41,7 +50,10 @@ def get_run_context() -> TaskRunContext | None:
         def which() -> int:
             return get_run_context().attempt
     """
-    return current_run.get()
+    run = current_run.get()
+    if run is None:
+        return current_flow_run.get()
+    return run
 
 
 @contextlib.contextmanager

@@ -22,7 +22,8 @@ Example::
 
 from __future__ import annotations
 
+from .._runners._dask._client import get_async_dask_client, get_dask_client
 from .._runners._dask._future import DistributedFuture
 from .._runners._dask._runner import DaskTaskRunner
 
-__all__ = ["DaskTaskRunner", "DistributedFuture"]
+__all__ = ["DaskTaskRunner", "DistributedFuture", "get_dask_client", "get_async_dask_client"]

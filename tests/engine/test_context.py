@@ -239,7 +239,8 @@ def test_each_run_has_its_own_id() -> None:
 def test_run_context_in_a_flow() -> None:
     @flow
     def pipeline() -> dict[str, Any]:
-        assert get_run_context() is None
+        flow_run = get_run_context()  # flow code gets the flow run's context (issue 11)
+        assert flow_run is not None and flow_run.flow_name == "pipeline"
         return _ctx_fields.submit(4, 5).result()
 
     assert pipeline()["parameters"] == {"x": 4, "y": 5}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from taskrun import get_run_context, task
 
@@ -48,7 +49,7 @@ def add(x: int, y: int = 0) -> int:
 
 @task
 async def add_async(x: int, y: int = 0) -> int:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return x + y
 
 

@@ -92,7 +92,7 @@ _README_DASK_NESTED = (
     "tasks directly.\""
 )
 _README_DASK_CONTEXT = (
-    "API.md promises the submitter's contextvars only for ThreadPoolTaskRunner; README, Scaling "
+    "The contract promises the submitter's contextvars only for ThreadPoolTaskRunner; README, Scaling "
     "out / Dask: \"The whole engine (retries, timeouts, hooks, states) runs on the worker.\" "
     "Only taskrun's own context (tags) is shipped with the run, as for the process pool "
     "(the README's Dask section does not say so in as many words)"

@@ -48,7 +48,10 @@ from ..._engine._waiting import _wait_many, _wait_many_async
 from ...states import Cancelled, Failed, NotReady
 from .._base import TaskRunner
 from .._remote import dumps, plain_values, snapshot_of, unpicklable_parameter_error
+from ._client import get_async_dask_client, get_dask_client
 from ._future import DistributedFuture, state_of_dask_error
+from ._options import check_porting_options as _check_porting_options
+from ._options import close_report, open_report
 from ._worker import fixed_marker, run_on_worker, upstream_marker
 
 logger = logging.getLogger("taskrun.dask")
@@ -105,8 +108,15 @@ class DaskTaskRunner(TaskRunner[DistributedFuture[Any]]):
 
     def __init__(self, address: str | None = None, cluster_class: Any = None,
                  cluster_kwargs: dict[str, Any] | None = None,
-                 client_kwargs: dict[str, Any] | None = None) -> None:
+                 client_kwargs: dict[str, Any] | None = None, *, cluster: Any = None,
+                 adapt_kwargs: dict[str, Any] | None = None,
+                 performance_report_path: str | None = None) -> None:
         super().__init__()
+        _check_porting_options(address, cluster_class, cluster_kwargs, cluster, adapt_kwargs,
+                               performance_report_path)
+        self.cluster = cluster
+        self.adapt_kwargs = dict(adapt_kwargs or {})
+        self.performance_report_path = performance_report_path
         if address is not None and not isinstance(address, str):
             raise TypeError(f"address must be a scheduler address like 'tcp://host:8786', got {address!r}")
         if address is not None and (cluster_class is not None or cluster_kwargs):
@@ -128,11 +138,14 @@ class DaskTaskRunner(TaskRunner[DistributedFuture[Any]]):
 
     def duplicate(self) -> Self:
         return type(self)(self.address, self.cluster_class, dict(self.cluster_kwargs),
-                          dict(self.client_kwargs))
+                          dict(self.client_kwargs), cluster=self.cluster,
+                          adapt_kwargs=dict(self.adapt_kwargs),
+                          performance_report_path=self.performance_report_path)
 
     def _config(self) -> tuple[Any, ...]:
         return (self.address, _class_key(self.cluster_class), _frozen(self.cluster_kwargs),
-                _frozen(self.client_kwargs))
+                _frozen(self.client_kwargs), id(self.cluster), _frozen(self.adapt_kwargs),
+                self.performance_report_path)
 
     @property
     def client(self) -> distributed.Client:
@@ -145,7 +158,9 @@ class DaskTaskRunner(TaskRunner[DistributedFuture[Any]]):
 
     def _connect(self) -> _Session:
         cluster = None
-        if self.address is not None:
+        if self.cluster is not None:  # the user's cluster: used, never closed
+            client = distributed.Client(self.cluster, **self.client_kwargs)
+        elif self.address is not None:
             client = distributed.Client(self.address, **self.client_kwargs)
         else:
             cls = _load_class(self.cluster_class) or distributed.LocalCluster
@@ -157,11 +172,13 @@ class DaskTaskRunner(TaskRunner[DistributedFuture[Any]]):
                                                   **(kwargs.get("scheduler_kwargs") or {})}
             cluster = cls(**kwargs)
             try:
+                if self.adapt_kwargs:
+                    cluster.adapt(**self.adapt_kwargs)
                 client = distributed.Client(cluster, **self.client_kwargs)
             except BaseException:
                 cluster.close()
                 raise
-        return _Session(client, cluster)
+        return _Session(client, cluster, open_report(client, self.performance_report_path))
 
     def _open_sync(self) -> None:
         self._session = self._connect()
@@ -213,9 +230,10 @@ class _Session:
     also makes the blocking calls nobody else may make (cancelling keys).
     """
 
-    def __init__(self, client: distributed.Client, cluster: Any) -> None:
+    def __init__(self, client: distributed.Client, cluster: Any, report: Any = None) -> None:
         self.client = client
         self.cluster = cluster
+        self.report = report
         self.address: str = str(client.scheduler.address)  # type: ignore[union-attr]
         self._lock = threading.Lock()
         self._outstanding: set[DistributedFuture[Any]] = set()
@@ -379,6 +397,7 @@ class _Session:
         self._queue.put(None)
         self._thread.join()
         try:
+            close_report(self.report)
             self.client.close()
         finally:
             if self.cluster is not None:
@@ -490,4 +509,4 @@ def _name(future: TaskFuture[Any]) -> str:
     return run.task_run_name if run is not None else "?"
 
 
-__all__ = ["DaskTaskRunner"]
+__all__ = ["DaskTaskRunner", "get_dask_client", "get_async_dask_client"]
