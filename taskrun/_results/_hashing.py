@@ -61,7 +61,7 @@ from typing import Any
 
 from ._errors import UnhashableInput
 
-__all__ = ["hash_function_source", "hash_objects", "hash_value"]
+__all__ = ["hash_function_source", "hash_objects", "hash_parameters", "hash_value"]
 
 _MAX_DEPTH = 200
 
@@ -116,6 +116,16 @@ class _Encoder:
         if simple is not None:
             tag, payload = simple(value)
             _put(h, tag, payload)
+            return
+        if kind in _PLAIN_CONTAINERS:
+            ident = id(value)
+            if ident in self._active:
+                raise self._fail(value, path, "it contains itself")
+            self._active.add(ident)
+            try:
+                self._encode_container(h, value, path, depth)
+            finally:
+                self._active.discard(ident)
             return
         if isinstance(value, enum.Enum):
             _put(h, b"E", _qualname(kind).encode())
@@ -293,10 +303,36 @@ _SIMPLE_BASES: tuple[tuple[type, Callable[[Any], tuple[bytes, bytes]]], ...] = (
 )
 
 
-def _is_quote(value: Any) -> bool:
-    from ..annotations import quote
+_quote_type: list[type] = []
 
-    return isinstance(value, quote)
+
+def _is_quote(value: Any) -> bool:
+    if not _quote_type:
+        from ..annotations import quote
+
+        _quote_type.append(quote)
+    return isinstance(value, _quote_type[0])
+
+
+_PLAIN_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
+
+
+def hash_parameters(parameters: Any, skip: Any = ()) -> str:
+    """The key of a run's parameters: ``(name, value)`` pairs in name order, one SHA-256 pass.
+
+    ``skip`` names parameters left out. Raises :class:`UnhashableInput` naming the parameter.
+
+    Example::
+
+        key = hash_parameters({"x": 1, "token": "s"}, skip={"token"})
+    """
+    h = hashlib.sha256(b"params\0")
+    for name in sorted(parameters):
+        if name in skip:
+            continue
+        _put(h, b"f", name.encode("utf-8", "surrogatepass"))
+        _Encoder(name)._encode(h, parameters[name], "", 0)
+    return h.hexdigest()
 
 
 def hash_function_source(fn: Callable[..., Any]) -> tuple[str, str | None]:

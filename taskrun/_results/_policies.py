@@ -22,7 +22,7 @@ from typing import Any
 from typing_extensions import Self
 
 from ._errors import UnhashableInput
-from ._hashing import hash_function_source, hash_objects, hash_value
+from ._hashing import hash_function_source, hash_objects, hash_parameters, hash_value
 
 __all__ = ["DEFAULT", "FLOW_PARAMETERS", "INPUTS", "NO_CACHE", "RUN_ID", "TASK_SOURCE", "CacheKeyFnPolicy",
            "CachePolicy", "CompoundPolicy", "FlowParameters", "Inputs", "NoCache", "RunId", "TaskSource",
@@ -351,14 +351,9 @@ class Inputs(CachePolicy):
     ) -> str | None:
         if not inputs:
             return None
-        skip = set(self.exclude)
-        skip.update(getattr(task_ctx, "quoted", None) or ())
-        entries = []
-        for name in sorted(inputs):
-            if name in skip:
-                continue
-            entries.append((name, hash_value(inputs[name], parameter_name=name)))
-        return hash_objects(*entries)
+        quoted = getattr(task_ctx, "quoted", None)
+        skip: Any = self.exclude if not quoted else {*self.exclude, *quoted}
+        return hash_parameters(inputs, skip)
 
     def __sub__(self, other: str) -> CachePolicy:
         if not isinstance(other, str):

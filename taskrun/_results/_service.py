@@ -438,7 +438,7 @@ class RunCache:
                 rc.store(body())
     """
 
-    __slots__ = ("_holder", "_lock_manager", "_locked", "_staged_lock", "cacheable", "config", "key",
+    __slots__ = ("_lock_manager", "_locked", "_staged_lock", "cacheable", "config", "key",
                  "storage", "view")
 
     def __init__(self, config: ResultsConfig, view: RunView, key: str, cacheable: bool) -> None:
@@ -447,7 +447,6 @@ class RunCache:
         self.key = key
         self.cacheable = cacheable
         self.storage = config.resolve_storage()
-        self._holder = str(view.task_run_id)
         self._lock_manager: Any = None
         self._locked = False
         self._staged_lock = False
@@ -564,7 +563,7 @@ class RunCache:
         """
         if not self.config.serializable or self._locked:
             return True
-        if not self._manager().acquire(self.key, self._holder, timeout):
+        if not self._manager().acquire(self.key, str(self.view.task_run_id), timeout):
             return False
         self._locked = True
         return True
@@ -573,7 +572,7 @@ class RunCache:
         """:meth:`acquire` without blocking the loop (asyncio and trio); cancellation leaves it untaken."""
         if not self.config.serializable or self._locked:
             return True
-        if not await self._manager().acquire_async(self.key, self._holder, timeout):
+        if not await self._manager().acquire_async(self.key, str(self.view.task_run_id), timeout):
             return False
         self._locked = True
         return True
@@ -587,7 +586,7 @@ class RunCache:
     def _release_now(self) -> None:
         if self._locked:
             self._locked = False
-            self._manager().release(self.key, self._holder)
+            self._manager().release(self.key, str(self.view.task_run_id))
 
     @contextlib.contextmanager
     def locked(self, timeout: float | None = None) -> Iterator[RunCache]:

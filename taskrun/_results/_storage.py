@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ __all__ = ["FsspecStorage", "LocalStorage", "ResultStorage", "check_key", "defau
            "resolve_storage", "taskrun_home"]
 
 _TMP_MARK = ".tmp-"
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 LOCK_DIR = ".locks"
 
 
@@ -63,6 +65,8 @@ def check_key(key: str) -> str:
 
         check_key("reports/2024.pkl")
     """
+    if type(key) is str and _PLAIN_KEY.fullmatch(key) is not None:
+        return key
     if not isinstance(key, str) or not key:
         raise ValueError(f"a record key must be a non-empty str, got {key!r}")
     if key.startswith("/") or "\\" in key or "\0" in key:
@@ -104,7 +108,8 @@ class LocalStorage:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = pathlib.Path(root).expanduser().absolute()
-        self._made: set[pathlib.Path] = set()
+        self._prefix = str(self.root) + os.sep
+        self._made: set[str] = set()
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -117,22 +122,26 @@ class LocalStorage:
 
     def path(self, key: str) -> pathlib.Path:
         """The file that holds ``key``."""
-        return self.root.joinpath(*check_key(key).split("/"))
+        return pathlib.Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        key = check_key(key)
+        return self._prefix + (key if os.sep == "/" else key.replace("/", os.sep))
 
     def read(self, key: str) -> bytes | None:
         try:
-            with open(self.path(key), "rb") as f:
+            with open(self._file(key), "rb") as f:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
 
     def write(self, key: str, data: bytes) -> None:
-        final = self.path(key)
-        parent = final.parent
+        final = self._file(key)
+        parent, name = os.path.split(final)
         if parent not in self._made:
-            parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(parent, exist_ok=True)
             self._made.add(parent)
-        tmp = parent / f".{final.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex}"
+        tmp = os.path.join(parent, f".{name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
@@ -154,7 +163,7 @@ class LocalStorage:
 
     def delete(self, key: str) -> bool:
         try:
-            os.unlink(self.path(key))
+            os.unlink(self._file(key))
         except FileNotFoundError:
             return False
         return True

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from taskrun import cache_policies
+from taskrun._results._errors import UnhashableInput
 from taskrun.cache_policies import (
     DEFAULT,
     FLOW_PARAMETERS,
@@ -22,7 +23,6 @@ from taskrun.cache_policies import (
     MemoryLockManager,
     task_input_hash,
 )
-from taskrun._results._errors import UnhashableInput
 
 from ._views import View, double, view
 

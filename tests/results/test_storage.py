@@ -119,7 +119,7 @@ def test_concurrent_process_writers_never_tear(tmp_path: pathlib.Path) -> None:
         for w in writes:
             w.get(60)
         assert reads.get(60) >= 0
-    header, payload = decode_record(LocalStorage(tmp_path).read("k") or b"")
+    _header, payload = decode_record(LocalStorage(tmp_path).read("k") or b"")
     assert payload.startswith((b"0:149:", b"1:149:"))
     assert [p.name for p in tmp_path.iterdir()] == ["k"]
 
