@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from ._results._cli import main as cache_main
+
 USAGE = (
     "usage: python -m taskrun {cache,report} ...\n"
     "  cache   ls | show KEY | clear [--task NAME] [--expired]\n"
@@ -24,8 +26,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "cache":
-        from ._results._cli import main as cache_main
-
         return cache_main(rest)
     if command == "report":
         try:

@@ -59,6 +59,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..annotations import quote
 from ._errors import UnhashableInput
 
 __all__ = ["hash_function_source", "hash_objects", "hash_parameters", "hash_value"]
@@ -303,15 +304,8 @@ _SIMPLE_BASES: tuple[tuple[type, Callable[[Any], tuple[bytes, bytes]]], ...] = (
 )
 
 
-_quote_type: list[type] = []
-
-
 def _is_quote(value: Any) -> bool:
-    if not _quote_type:
-        from ..annotations import quote
-
-        _quote_type.append(quote)
-    return isinstance(value, _quote_type[0])
+    return isinstance(value, quote)
 
 
 _PLAIN_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})

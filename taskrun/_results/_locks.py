@@ -32,6 +32,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
+from ._storage import LOCK_DIR, LocalStorage
+
 __all__ = ["FileLockManager", "IsolationLevel", "LockManager", "MemoryLockManager",
            "resolve_isolation_level"]
 
@@ -237,7 +239,7 @@ class FileLockManager(_Base):
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         try:
-            import fcntl
+            import fcntl  # noqa: PLC0415 - POSIX only
         except ImportError as exc:  # pragma: no cover - Windows
             raise RuntimeError("FileLockManager needs fcntl (POSIX); use MemoryLockManager") from exc
         self._fcntl = fcntl
@@ -319,8 +321,6 @@ def default_lock_manager(storage: Any) -> Any:
     :class:`FileLockManager` of its ``.locks`` directory (so it holds across
     processes); any other storage the process-wide :class:`MemoryLockManager`.
     """
-    from ._storage import LOCK_DIR, LocalStorage
-
     if isinstance(storage, LocalStorage):
         directory = storage.root / LOCK_DIR
         with _file_lock:

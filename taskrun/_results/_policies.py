@@ -23,6 +23,7 @@ from typing_extensions import Self
 
 from ._errors import UnhashableInput
 from ._hashing import hash_function_source, hash_objects, hash_parameters, hash_value
+from ._locks import resolve_isolation_level
 
 __all__ = ["DEFAULT", "FLOW_PARAMETERS", "INPUTS", "NO_CACHE", "RUN_ID", "TASK_SOURCE", "CacheKeyFnPolicy",
            "CachePolicy", "CompoundPolicy", "FlowParameters", "Inputs", "NoCache", "RunId", "TaskSource",
@@ -67,8 +68,6 @@ class CachePolicy:
 
         Arguments left at None keep the current value.
         """
-        from ._locks import resolve_isolation_level
-
         new = copy.copy(self)
         if key_storage is not None:
             new.key_storage = key_storage

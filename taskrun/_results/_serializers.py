@@ -62,7 +62,7 @@ class CloudpickleSerializer:
 
     def __init__(self) -> None:
         try:
-            import cloudpickle
+            import cloudpickle  # noqa: PLC0415 - an optional extra
         except ImportError as exc:
             raise ImportError(
                 'result_serializer="cloudpickle" needs the cloudpickle package: '

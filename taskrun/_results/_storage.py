@@ -207,7 +207,7 @@ class FsspecStorage:
 
     def __init__(self, url: str, **storage_options: Any) -> None:
         try:
-            import fsspec
+            import fsspec  # noqa: PLC0415 - an optional extra
         except ImportError as exc:
             raise ImportError(
                 f"result_storage={url!r} is an fsspec URL and needs fsspec: pip install 'taskrun[fsspec]'"

@@ -4,6 +4,7 @@ import pathlib
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from taskrun._results._storage import LocalStorage
@@ -144,7 +145,7 @@ async def test_async_with_commits_on_a_worker_thread(tmp_path: pathlib.Path) -> 
         txn.stage(staged(store, "a"))
         async with transaction() as child:
             child.stage(staged(store, "b"))
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
     assert get_transaction() is None
     assert store.read("a") == b"a" and store.read("b") == b"b"
 
