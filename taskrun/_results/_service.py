@@ -24,7 +24,7 @@ import string
 import threading
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import anyio
@@ -142,12 +142,14 @@ def _template(value: Any) -> str | None:
     return value
 
 
-def _hooks(name: str, value: Any) -> tuple[Callable[..., Any], ...]:
+def _hooks(name: str, value: Any) -> Sequence[Callable[..., Any]]:
+    """Validated hooks; a list is kept as is (not copied), so hooks added to it later
+    (``@my_task.on_commit``) are seen by the runs after."""
     if value is None:
         return ()
-    if callable(value):
+    if callable(value) and not isinstance(value, list):
         value = [value]
-    hooks = tuple(value)
+    hooks = value if isinstance(value, list) else tuple(value)
     for h in hooks:
         if not callable(h):
             raise TypeError(f"{name} must be a list of callables (transaction) -> None; got {h!r}")
@@ -344,8 +346,8 @@ class ResultsConfig:
     storage_key: str | None
     cache_result_in_memory: bool
     isolation: IsolationLevel
-    on_commit: tuple[Callable[..., Any], ...]
-    on_rollback: tuple[Callable[..., Any], ...]
+    on_commit: Sequence[Callable[..., Any]]
+    on_rollback: Sequence[Callable[..., Any]]
 
     @property
     def caching(self) -> bool:
