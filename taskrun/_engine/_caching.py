@@ -15,7 +15,8 @@ that one check. Everything here runs for cached and persisted runs only:
 - :func:`abandon`, when the driver itself is cancelled or crashes: lets the lock go.
 
 Blocking I/O never runs on an event loop: a sync run of a runner does it on the
-runner's worker threads (``Executor.call_user``), an async run through the
+runner's worker threads (in place when the run is stepped on one already, else
+through ``Executor.call_user``), an async run through the
 async twins (a worker thread, for asyncio and trio alike), and a direct call of
 a sync task (no loop) in its own thread.
 
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._core._backend import RunCancelledSignal
 from .._core._dispatch import PROMOTE
+from .._core._workers import in_stepping_worker
 from .._results._service import (
     CACHED_STATE_NAME,
     Hit,
@@ -146,7 +148,9 @@ async def begin(run: TaskRunContext, ex: Executor) -> None:
                 await ex.without_slot(run, rc.acquire_async())
             hit = await rc.lookup_async()
         else:
-            rc, locked, hit = await ex.call_user(_open, config, view)
+            # On a worker thread already (the run is stepped there): no need for another.
+            opened = _open(config, view) if in_stepping_worker() else await ex.call_user(_open, config, view)
+            rc, locked, hit = opened
             if not locked:
                 caching.rc = rc
                 await ex.without_slot(run, rc.acquire_async())
@@ -184,6 +188,8 @@ async def finish(run: TaskRunContext, state: State[Any], ex: Executor) -> None:
                 if ex.promotes and not run._in_task:
                     await PROMOTE
                 await rc.store_async(value)
+            elif in_stepping_worker():
+                rc.store(value)
             else:
                 await ex.call_user(rc.store, value)
     finally:
