@@ -46,6 +46,7 @@ from .futures import (
 from .states import State, StateType
 from .task_runners import TaskRunner, ThreadPoolTaskRunner
 from .tasks import Task, exponential_backoff, task, task_input_hash
+from .transactions import transaction
 
 __version__ = "0.1.0"
 
@@ -76,6 +77,7 @@ __all__ = [
     "get_run_logger",
     "exponential_backoff",
     "task_input_hash",
+    "transaction",
     "TaskRunError",
     "UpstreamTaskError",
     "MappingLengthMismatch",

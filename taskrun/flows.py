@@ -34,11 +34,13 @@ from typing_extensions import ParamSpec
 
 from ._core._backend import is_cancellation
 from ._engine import _flow_context, _printing, _run_logging
+from ._engine._caching import FLOW_DEFAULTS
 from ._engine._executors import _run_coroutine_elsewhere
 from ._engine._flow_context import FlowRunContext
 from ._engine._vars import current_flow_run, flow_log_prints
 from ._engine._waiting import resolve_futures_to_results, resolve_results_async
 from ._hooks import check_hooks
+from ._results._service import flow_result_defaults
 from ._runners._base import TaskRunner
 from ._runners._thread import ThreadPoolTaskRunner
 from ._validation import check_arguments, resolved_hints
@@ -54,7 +56,8 @@ FlowHook = Callable[["Flow[Any, Any]", FlowRunContext, State[Any]], object]
 _FLOW_OPTIONS = (
     "name", "description", "version", "task_runner", "timeout_seconds", "log_prints", "retries",
     "retry_delay_seconds", "flow_run_name", "validate_parameters", "on_completion", "on_failure",
-    "on_cancellation", "on_crashed", "on_running",
+    "on_cancellation", "on_crashed", "on_running", "persist_result", "result_storage",
+    "result_serializer",
 )
 
 
@@ -100,7 +103,8 @@ class Flow(Generic[P, R]):
                  flow_run_name: str | Callable[[], str] | None = None, validate_parameters: bool = True,
                  on_completion: list[FlowHook] | None = None, on_failure: list[FlowHook] | None = None,
                  on_cancellation: list[FlowHook] | None = None, on_crashed: list[FlowHook] | None = None,
-                 on_running: list[FlowHook] | None = None) -> None:
+                 on_running: list[FlowHook] | None = None, persist_result: bool | None = None,
+                 result_storage: Any = None, result_serializer: Any = None) -> None:
         self._binder: type | None = None
         if isinstance(fn, (classmethod, staticmethod)):
             self._binder = type(fn)
@@ -134,6 +138,13 @@ class Flow(Generic[P, R]):
         self.on_cancellation = check_hooks("on_cancellation", on_cancellation)
         self.on_crashed = check_hooks("on_crashed", on_crashed)
         self.on_running = check_hooks("on_running", on_running)
+        self.persist_result = persist_result
+        self.result_storage = result_storage
+        self.result_serializer = result_serializer
+        #: Result defaults for the task runs of this flow (None: none set).
+        self._result_defaults = flow_result_defaults(persist_result, result_storage, result_serializer)
+        if self._result_defaults is not None and not FLOW_DEFAULTS:
+            FLOW_DEFAULTS.append(self.name)
         self.isasync = inspect.iscoroutinefunction(fn)
         self._signature = inspect.signature(fn)
         self._hints: dict[str, Any] | None = None
@@ -151,7 +162,8 @@ class Flow(Generic[P, R]):
             "validate_parameters": self.validate_parameters,
             "on_completion": list(self.on_completion), "on_failure": list(self.on_failure),
             "on_cancellation": list(self.on_cancellation), "on_crashed": list(self.on_crashed),
-            "on_running": list(self.on_running),
+            "on_running": list(self.on_running), "persist_result": self.persist_result,
+            "result_storage": self.result_storage, "result_serializer": self.result_serializer,
         }
 
     def with_options(self, **options: Any) -> Flow[P, R]:
@@ -433,6 +445,9 @@ def flow(
     on_cancellation: list[FlowHook] | None = None,
     on_crashed: list[FlowHook] | None = None,
     on_running: list[FlowHook] | None = None,
+    persist_result: bool | None = None,
+    result_storage: Any = None,
+    result_serializer: Any = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -453,6 +468,8 @@ def flow(__fn: Any = None, **options: Any) -> Any:
     - ``validate_parameters``: check arguments against annotations (default True).
     - ``on_completion`` / ``on_failure`` / ``on_cancellation`` / ``on_crashed`` /
       ``on_running``: hooks ``(flow, flow_run, state)``, or add them as decorators.
+    - ``persist_result`` / ``result_storage`` / ``result_serializer``: defaults for the
+      task runs of this flow (a task's own options win); see ``docs/caching.md``.
 
     Example::
 

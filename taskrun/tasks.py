@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import contextvars
 import datetime
-import hashlib
 import importlib
 import inspect
-import pickle
 import sys
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -38,6 +36,8 @@ from ._engine._vars import current_flow_run, current_run, current_runner, curren
 from ._engine._waiting import _wait_many, _wait_many_async
 from ._hooks import check_hooks
 from ._jitter import clamped_poisson_interval
+from ._results._policies import NO_CACHE, CachePolicy, task_input_hash
+from ._results._service import results_config_from_options
 from .annotations import unmapped
 from .exceptions import MappingMissingIterable, ParameterBindError, UpstreamTaskError
 from .states import NotReady
@@ -56,7 +56,9 @@ _OPTIONS = (
     "name", "description", "tags", "task_run_name", "retries", "retry_delay_seconds",
     "retry_jitter_factor", "retry_condition_fn", "timeout_seconds", "on_completion",
     "on_failure", "on_running", "on_cancellation", "on_crashed", "log_prints", "cache_key_fn",
-    "cache_expiration", "persist_result", "version",
+    "cache_expiration", "persist_result", "version", "cache_policy", "refresh_cache",
+    "result_storage", "result_serializer", "result_storage_key", "cache_result_in_memory",
+    "on_commit", "on_rollback",
 )
 
 
@@ -75,24 +77,6 @@ def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
         return [backoff_factor * 2**n for n in range(retries)]
 
     return delays
-
-
-def task_input_hash(context: TaskRunContext | None, parameters: dict[str, Any]) -> str | None:
-    """A stable hash of a task's identity and its parameters (for ``cache_key_fn``).
-
-    Returns None when the parameters cannot be pickled.
-
-    Example::
-
-        key = task_input_hash(get_run_context(), {"x": 1})
-    """
-    task = context.task if context is not None else None
-    identity = f"{task.fn.__module__}.{task.fn.__qualname__}" if task is not None else ""
-    try:
-        payload = pickle.dumps((identity, sorted(parameters.items(), key=lambda kv: kv[0])), protocol=4)
-    except Exception:
-        return None
-    return hashlib.sha256(payload).hexdigest()
 
 
 def _doc_of(fn: Any) -> str | None:
@@ -130,9 +114,17 @@ class Task(Generic[P, R]):
         on_crashed: list[Hook] | None = None,
         log_prints: bool | None = None,
         cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None,
-        cache_expiration: datetime.timedelta | None = None,
+        cache_expiration: datetime.timedelta | float | None = None,
         persist_result: bool | None = None,
         version: str | None = None,
+        cache_policy: CachePolicy | None = _NOT_SET,
+        refresh_cache: bool | None = None,
+        result_storage: Any = None,
+        result_serializer: Any = None,
+        result_storage_key: str | None = None,
+        cache_result_in_memory: bool | None = None,
+        on_commit: list[Callable[[Any], object]] | None = None,
+        on_rollback: list[Callable[[Any], object]] | None = None,
     ) -> None:
         self._binder: type | None = None
         if isinstance(fn, (classmethod, staticmethod)):
@@ -181,14 +173,28 @@ class Task(Generic[P, R]):
         self.on_crashed = check_hooks("on_crashed", on_crashed)
         self.version = version
         self.log_prints = log_prints
-        if cache_key_fn is not None or cache_expiration is not None or persist_result:
-            raise NotImplementedError(
-                "result persistence and caching (cache_key_fn, cache_expiration, persist_result) "
-                "are not available in this version of taskrun; remove these options"
-            )
         self.cache_key_fn = cache_key_fn
         self.cache_expiration = cache_expiration
         self.persist_result = persist_result
+        self._given_cache_policy = cache_policy
+        # `cache_policy=None` given is NO_CACHE; not given is "unset" (the default rules).
+        self.cache_policy = None if cache_policy is _NOT_SET else _no_cache_if_none(cache_policy)
+        self.refresh_cache = refresh_cache
+        self.result_storage = result_storage
+        self.result_serializer = result_serializer
+        self.result_storage_key = result_storage_key
+        self.cache_result_in_memory = cache_result_in_memory
+        self.on_commit = check_hooks("on_commit", on_commit)
+        self.on_rollback = check_hooks("on_rollback", on_rollback)
+        #: The validated result options (``_results``); None: no caching, nothing persisted.
+        self._results = results_config_from_options(
+            cache_policy=self.cache_policy, cache_key_fn=cache_key_fn,
+            cache_expiration=cache_expiration, refresh_cache=refresh_cache,
+            persist_result=persist_result, result_storage=result_storage,
+            result_serializer=result_serializer, result_storage_key=result_storage_key,
+            cache_result_in_memory=cache_result_in_memory, on_commit=self.on_commit,
+            on_rollback=self.on_rollback,
+        )
         self._inspect_signature()
         try:
             self.__doc__ = fn.__doc__
@@ -236,7 +242,7 @@ class Task(Generic[P, R]):
         return clamped_poisson_interval(base, jitter)
 
     def _options(self) -> dict[str, Any]:
-        return {
+        options = {
             "name": self.name, "description": self.description, "tags": set(self.tags),
             "task_run_name": self.task_run_name, "retries": self.retries,
             "retry_delay_seconds": self._given_retry_delay,
@@ -247,7 +253,15 @@ class Task(Generic[P, R]):
             "on_crashed": list(self.on_crashed), "log_prints": self.log_prints,
             "cache_key_fn": self.cache_key_fn, "cache_expiration": self.cache_expiration,
             "persist_result": self.persist_result, "version": self.version,
+            "refresh_cache": self.refresh_cache,
+            "result_storage": self.result_storage, "result_serializer": self.result_serializer,
+            "result_storage_key": self.result_storage_key,
+            "cache_result_in_memory": self.cache_result_in_memory,
+            "on_commit": list(self.on_commit), "on_rollback": list(self.on_rollback),
         }
+        if self._given_cache_policy is not _NOT_SET:  # left out when not given: None means NO_CACHE
+            options["cache_policy"] = self._given_cache_policy
+        return options
 
     def with_options(self, **options: Any) -> Task[P, R]:
         """A copy of this task with some options replaced.
@@ -568,6 +582,10 @@ class Task(Generic[P, R]):
         return f"Task({self.name!r})"
 
 
+def _no_cache_if_none(policy: CachePolicy | None) -> CachePolicy:
+    return NO_CACHE if policy is None else policy
+
+
 def _inline(run: TaskRunContext, drive_inline: Callable[[TaskRunContext], Any]) -> Any:
     current_run.set(run)
     return drive_inline(run)
@@ -632,9 +650,17 @@ def task(
     on_crashed: list[Hook] | None = None,
     log_prints: bool | None = None,
     cache_key_fn: Callable[..., str | None] | None = None,
-    cache_expiration: datetime.timedelta | None = None,
+    cache_expiration: datetime.timedelta | float | None = None,
     persist_result: bool | None = None,
     version: str | None = None,
+    cache_policy: CachePolicy | None = ...,
+    refresh_cache: bool | None = None,
+    result_storage: Any = None,
+    result_serializer: Any = None,
+    result_storage_key: str | None = None,
+    cache_result_in_memory: bool | None = None,
+    on_commit: list[Callable[[Any], object]] | None = None,
+    on_rollback: list[Callable[[Any], object]] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -658,10 +684,23 @@ def task(__fn: Any = None, **options: Any) -> Any:
     - ``on_cancellation``: hooks after a Cancelled run (that had started).
     - ``on_crashed``: hooks after a Crashed run.
     - ``log_prints``: log ``print`` calls in the body (default: the enclosing flow's).
-    - ``cache_key_fn`` / ``cache_expiration`` / ``persist_result``: result caching (results issue).
+    - ``cache_policy``: how a run's cache key is made (``INPUTS``, ``TASK_SOURCE``, ``DEFAULT``…
+      from :mod:`taskrun.cache_policies`; ``None`` or ``NO_CACHE``: no lookups).
+    - ``cache_key_fn``: ``(context, parameters) -> str | None``, a key of your own
+      (e.g. :func:`task_input_hash`).
+    - ``cache_expiration``: how long a record serves (timedelta or seconds).
+    - ``refresh_cache``: run and overwrite instead of reading (also ``TASKRUN_REFRESH_CACHE``).
+    - ``persist_result``: write results to the store (on when any option here is set).
+    - ``result_storage``: a directory, an fsspec URL or a storage object.
+    - ``result_serializer``: ``"pickle"`` (default), ``"cloudpickle"``, ``"json"`` or an object
+      with ``dumps``/``loads``.
+    - ``result_storage_key``: the record's key, a template like ``"{parameters[city]}.pkl"``.
+    - ``cache_result_in_memory``: keep the value on the final state (default True).
+    - ``on_commit`` / ``on_rollback``: hooks ``(transaction)`` when the run's record is
+      committed or rolled back in a ``with taskrun.transaction():`` block.
     - ``version``: a version string, kept on the task.
 
-    Hooks can also be added as decorators: ``@my_task.on_completion``.
+    Hooks can also be added as decorators: ``@my_task.on_completion``, ``@my_task.on_commit``.
 
     Example::
 

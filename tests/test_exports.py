@@ -22,7 +22,7 @@ TOP_LEVEL = [
     "wait", "as_completed", "wait_async", "as_completed_async",
     "resolve_futures_to_states", "resolve_futures_to_results",
     "unmapped", "allow_failure", "quote", "opaque",
-    "State", "StateType", "tags", "get_run_context", "get_run_logger",
+    "State", "StateType", "tags", "get_run_context", "get_run_logger", "transaction",
 ]
 
 SUBMODULES = {
@@ -34,6 +34,9 @@ SUBMODULES = {
     "taskrun.exceptions": ["TaskRunError", "UpstreamTaskError", "MappingLengthMismatch",
                            "MappingMissingIterable", "TaskRunTimeout", "CancelledRun", "CrashedRun",
                            "ParameterBindError"],
+    "taskrun.transactions": ["transaction", "Transaction", "get_transaction", "CommitMode"],
+    "taskrun.cache_policies": ["INPUTS", "TASK_SOURCE", "RUN_ID", "FLOW_PARAMETERS", "NO_CACHE",
+                               "DEFAULT", "CachePolicy"],
 }
 
 EXCLUDED = {"ProcessPoolTaskRunner", "DistributedFuture"}

@@ -213,15 +213,19 @@ def test_task_of_a_non_callable_is_an_error() -> None:
     "options",
     [
         {"cache_key_fn": task_input_hash},
-        {"cache_expiration": datetime.timedelta(minutes=5)},
+        {"cache_key_fn": task_input_hash, "cache_expiration": datetime.timedelta(minutes=5)},
         {"persist_result": True},
     ],
 )
-def test_persistence_options_are_not_implemented_yet(options: dict[str, object]) -> None:
-    with pytest.raises(NotImplementedError):
-        task(**options)(lambda: None)
-    with pytest.raises(NotImplementedError):
-        add.with_options(**options)
+def test_persistence_options_turn_results_on(options: dict[str, object]) -> None:
+    assert task(**options)(lambda: None)._results is not None
+    assert add.with_options(**options)._results is not None
+    assert add._results is None
+
+
+def test_cache_expiration_without_caching_is_an_error_naming_the_fix() -> None:
+    with pytest.raises(ValueError, match="cache_policy"):
+        task(cache_expiration=datetime.timedelta(minutes=5))(lambda: None)
 
 
 # --------------------------------------------------------------------------- direct calls

@@ -20,7 +20,8 @@ from .._core._dispatch import PROMOTE
 from .._core._workers import Job, park
 from ..exceptions import TaskRunTimeout
 from ..states import Cancelled, Completed, Crashed, Failed, Running, Scheduled, State, StateType
-from . import _printing, _run_logging
+from . import _caching, _printing, _run_logging
+from ._caching import FLOW_DEFAULTS
 from ._executors import AttemptTimedOut, Executor, Way
 from ._logging import run_logger_for
 from ._vars import flow_log_prints
@@ -48,6 +49,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     timeout = task.timeout_seconds
     way = ex.way(task)
     try:
+        if task._results is not None or FLOW_DEFAULTS:
+            await _caching.begin(run, ex)  # raises Decided on a cache hit
         if task.on_running:
             await _call_hooks(task.on_running, run, state, ex)
         args, kwargs = task._call_args(run.parameters)
@@ -89,12 +92,18 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                     continue
                 state = retried
             break
+    except _caching.Decided:
+        state = run._cache.state
     except BaseException as exc:
+        if task._results is not None or FLOW_DEFAULTS:
+            _caching.abandon(run)
         state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
         _run_logging.log_final(run, state)
         if future is not None:
             future._finish(state)
         raise
+    if task._results is not None or FLOW_DEFAULTS:
+        await _caching.finish(run, state, ex)  # stores a Completed value, lets the key lock go
     if state.type is StateType.COMPLETED:
         if task.on_completion:
             await _call_hooks(task.on_completion, run, state, ex)

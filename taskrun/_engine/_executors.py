@@ -14,7 +14,7 @@ import enum
 import inspect
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -73,6 +73,10 @@ class Executor:
 
     async def call_user(self, fn: Callable[..., Any], *args: Any) -> Any:
         raise NotImplementedError
+
+    async def without_slot(self, run: TaskRunContext, awaitable: Awaitable[Any]) -> Any:
+        """Await ``awaitable`` (a wait on something else: a cache key's lock) holding no slot."""
+        return await awaitable
 
     # Only for executors whose way is AWAIT_DIRECT.
 
@@ -135,6 +139,16 @@ class RunnerExecutor(Executor):
         dispatcher.release(holder)
         try:
             await self._backend.run_cancellable(run, anyio.sleep(seconds))
+        finally:
+            await dispatcher.reacquire(holder)
+
+    async def without_slot(self, run: TaskRunContext, awaitable: Awaitable[Any]) -> Any:
+        await PROMOTE
+        dispatcher = self._dispatcher
+        holder = run._slot_run or run
+        dispatcher.release(holder)
+        try:
+            return await self._backend.run_cancellable(run, awaitable)
         finally:
             await dispatcher.reacquire(holder)
 

@@ -54,6 +54,8 @@ class FlowRunContext:
         self.task_runner: Any = None
         self.attempt = 0
         self.log_prints = log_prints
+        #: The flow's result defaults for its task runs (``_results``), or None.
+        self.result_defaults: Any = getattr(flow, "_result_defaults", None)
         self._tracked: list[Any] = []  # futures, FutureLists and final states of its runs
 
     def track(self, item: TaskFuture[Any] | list[Any] | State[Any]) -> None:

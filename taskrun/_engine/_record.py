@@ -12,6 +12,7 @@ from ._resolve import collect_futures
 
 if TYPE_CHECKING:
     from ..tasks import Task
+    from ._caching import RunCaching
     from ._future import TaskFuture
 
 _id_lock = threading.Lock()
@@ -36,6 +37,7 @@ class TaskRunContext(DispatchedRun):
     """
 
     __slots__ = (
+        "_cache",  # results: a RunCaching, set (only) when the task caches or persists
         "_dependencies",
         "_deps_computed",
         "_id",
@@ -52,6 +54,7 @@ class TaskRunContext(DispatchedRun):
         "task",
         "wait_for",
     )
+    _cache: RunCaching
 
     def __init__(
         self,

@@ -1,0 +1,34 @@
+"""Tasks for the engine caching tests, importable by worker processes (process pool, Dask).
+
+Each body drops a marker file in ``<marks>/`` so that tests count executions across
+threads and processes.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import uuid
+
+from taskrun import task
+from taskrun.cache_policies import INPUTS, TASK_SOURCE
+
+
+def mark(marks: str, name: str) -> None:
+    pathlib.Path(marks, f"{name}-{uuid.uuid4().hex}").touch()
+
+
+def executions(marks: str | os.PathLike[str], name: str) -> int:
+    return sum(1 for p in pathlib.Path(marks).iterdir() if p.name.startswith(f"{name}-"))
+
+
+@task(cache_policy=INPUTS + TASK_SOURCE)
+def square(x: int, marks: str) -> int:
+    mark(marks, f"square{x}")
+    return x * x
+
+
+@task(cache_policy=INPUTS + TASK_SOURCE)
+async def asquare(x: int, marks: str) -> int:
+    mark(marks, f"asquare{x}")
+    return x * x
