@@ -141,7 +141,7 @@ ACTIVE: bool = False
 _buffer: collections.deque[Any] = collections.deque()
 _append = _buffer.append
 _mono = time.monotonic
-_ident = threading.get_ident
+_thread = threading.current_thread
 _wall_offset = time.time() - time.monotonic()
 _pid = os.getpid()
 _current_flow: contextvars.ContextVar[FlowRunView | None] = contextvars.ContextVar(
@@ -190,7 +190,7 @@ def emit_submitted(run: RunView) -> None:
     """
     if ACTIVE:
         capture = _context_capture
-        _append(("submitted", run, _current_flow.get(), None, _mono(), _ident(), None, False,
+        _append(("submitted", run, _current_flow.get(), None, _mono(), _thread().name, None, False,
                  capture() if capture is not None else None))
 
 
@@ -203,7 +203,7 @@ def emit_state(run: RunView, state: State[Any], *, worker: str | None = None) ->
             _events.emit_state(run, Running())
     """
     if ACTIVE:
-        _append(("state", run, _current_flow.get(), state, _mono(), _ident(), worker, False, None))
+        _append(("state", run, _current_flow.get(), state, _mono(), _thread().name, worker, False, None))
 
 
 def emit_finished(run: RunView, state: State[Any], *, cached: bool = False,
@@ -216,7 +216,7 @@ def emit_finished(run: RunView, state: State[Any], *, cached: bool = False,
             _events.emit_finished(run, state, cached=False)
     """
     if ACTIVE:
-        _append(("finished", run, _current_flow.get(), state, _mono(), _ident(), worker, cached, None))
+        _append(("finished", run, _current_flow.get(), state, _mono(), _thread().name, worker, cached, None))
 
 
 class FlowToken:
@@ -251,14 +251,14 @@ def emit_flow_started(flow: FlowRunView) -> FlowToken:
         except Exception:
             logger.exception("flow hook %r failed at flow start", hook)
     if ACTIVE:
-        _append(("flow_started", None, flow, None, _mono(), _ident(), None, False, None))
+        _append(("flow_started", None, flow, None, _mono(), _thread().name, None, False, None))
     return FlowToken(token, handles)
 
 
 def emit_flow_finished(flow: FlowRunView, state: State[Any] | None, token: FlowToken) -> None:
     """(engine) The flow run started with :func:`emit_flow_started` ended in ``state``."""
     if ACTIVE:
-        _append(("flow_finished", None, flow, state, _mono(), _ident(), None, False, None))
+        _append(("flow_finished", None, flow, state, _mono(), _thread().name, None, False, None))
     for hook, handle in reversed(token.handles):
         try:
             hook.flow_finished(flow, state, handle)
@@ -287,7 +287,7 @@ class Subscription:
             ...  # events are printed from the taskrun-events thread
     """
 
-    __slots__ = ("batched", "callback", "_active")
+    __slots__ = ("_active", "batched", "callback")
 
     def __init__(self, callback: Callable[[Any], object], batched: bool) -> None:
         self.callback = callback
@@ -413,7 +413,6 @@ class _Deliverer:
         self.stop = False
         self.wake = threading.Event()
         self.thread = threading.Thread(target=self.run, name="taskrun-events", daemon=True)
-        self.names: dict[int, str] = {}
 
     def run(self) -> None:
         while not self.stop:
@@ -424,19 +423,11 @@ class _Deliverer:
             self.drain()
         self.release_markers()
 
-    def thread_name(self, ident: int) -> str:
-        name = self.names.get(ident)
-        if name is None:
-            self.names = {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
-            name = self.names.setdefault(ident, f"thread-{ident}")
-        return name
-
     def drain(self) -> None:
         pop = _buffer.popleft
         while _buffer:
             batch: list[Event] = []
             marker: threading.Event | None = None
-            self.names = {}
             while len(batch) < _BATCH_MAX:
                 try:
                     item = pop()
@@ -445,9 +436,9 @@ class _Deliverer:
                 if isinstance(item, threading.Event):
                     marker = item
                     break
-                kind, run, flow, state, mono, ident, worker, cached, context = item
+                kind, run, flow, state, mono, thread, worker, cached, context = item
                 batch.append(Event(kind, run, flow, state, mono, mono + _wall_offset,
-                                   self.thread_name(ident), _pid, worker, cached, context))
+                                   thread, _pid, worker, cached, context))
             if batch:
                 for subscription in _subscribers:
                     subscription._deliver(batch)

@@ -131,7 +131,7 @@ class Summary:
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines = [f"{self.total} runs in {_fmt_seconds(self.wall_seconds)}"]
         for number, row in enumerate(rows):
-            cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:]))]
+            cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]
             lines.append("  ".join(cells).rstrip())
             if number == 0:
                 lines.append("  ".join("-" * w for w in widths))
