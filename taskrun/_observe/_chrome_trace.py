@@ -26,7 +26,7 @@ def chrome_trace(records: Iterable[RunRecord]) -> dict[str, Any]:
     tids: dict[tuple[int, str], int] = {}
     events: list[dict[str, Any]] = []
     for record in sorted(runs, key=lambda r: r.states[0].monotonic):
-        process = record.worker.split("/")[0] if record.worker else str(record.pid or 0)
+        process = record.worker or str(record.pid or 0)
         pid = pids.setdefault(process, record.pid if (not record.worker and record.pid) else len(pids) + 1)
         lane = record.worker or record.thread or "?"
         tid = tids.setdefault((pid, lane), len(tids) + 1)

@@ -287,11 +287,12 @@ class Subscription:
             ...  # events are printed from the taskrun-events thread
     """
 
-    __slots__ = ("_active", "batched", "callback")
+    __slots__ = ("_active", "batched", "callback", "ticks")
 
-    def __init__(self, callback: Callable[[Any], object], batched: bool) -> None:
+    def __init__(self, callback: Callable[[Any], object], batched: bool, ticks: bool = False) -> None:
         self.callback = callback
         self.batched = batched
+        self.ticks = ticks
         self._active = True
 
     @property
@@ -339,9 +340,12 @@ class Subscription:
         return f"<Subscription {self.callback!r} {'active' if self._active else 'ended'}>"
 
 
-def subscribe(callback: Callable[[Any], object], *, batched: bool = False) -> Subscription:
+def subscribe(callback: Callable[[Any], object], *, batched: bool = False,
+              ticks: bool = False) -> Subscription:
     """Call ``callback(event)`` for every :class:`Event` from now on (``batched=True``:
-    ``callback(list_of_events)`` once per batch).
+    ``callback(list_of_events)`` once per batch; with ``ticks=True`` too, also an empty
+    list every ``DELIVERY_INTERVAL`` seconds when nothing happened, for displays that
+    redraw on a clock).
 
     Callbacks run on the ``taskrun-events`` thread, a few milliseconds after the fact,
     never under an engine lock. One that raises is logged and stays subscribed.
@@ -354,8 +358,10 @@ def subscribe(callback: Callable[[Any], object], *, batched: bool = False) -> Su
     """
     if not callable(callback):
         raise TypeError(f"subscribe() needs a callable taking one event, got {callback!r}")
+    if ticks and not batched:
+        raise ValueError("subscribe(ticks=True) needs batched=True: ticks are empty batches")
     global _subscribers, ACTIVE, _deliverer
-    subscription = Subscription(callback, batched)
+    subscription = Subscription(callback, batched, ticks)
     with _lock:
         _subscribers = (*_subscribers, subscription)
         ACTIVE = True
@@ -420,10 +426,15 @@ class _Deliverer:
             self.wake.clear()
             if self.stop:
                 break
-            self.drain()
+            if not self.drain():
+                for subscription in _subscribers:
+                    if subscription.ticks:
+                        subscription._deliver([])
         self.release_markers()
 
-    def drain(self) -> None:
+    def drain(self) -> bool:
+        """Deliver everything buffered; False if there was nothing."""
+        delivered = False
         pop = _buffer.popleft
         while _buffer:
             batch: list[Event] = []
@@ -440,10 +451,12 @@ class _Deliverer:
                 batch.append(Event(kind, run, flow, state, mono, mono + _wall_offset,
                                    thread, _pid, worker, cached, context))
             if batch:
+                delivered = True
                 for subscription in _subscribers:
                     subscription._deliver(batch)
             if marker is not None:
                 marker.set()
+        return delivered
 
     def release_markers(self) -> None:
         """On stop, wake anyone flushing: nobody is left to deliver to."""

@@ -167,7 +167,7 @@ class Progress:
         if self.mode == "live":
             self._start_live(stream)
         self._last_print = time.monotonic()
-        self._subscription = _events.subscribe(self._on_batch, batched=True)
+        self._subscription = _events.subscribe(self._on_batch, batched=True, ticks=True)
         return self
 
     def close(self) -> None:
@@ -244,7 +244,7 @@ class Progress:
             now = time.monotonic()
             if self.mode == "live":
                 self._refresh_live(now)
-            elif now - self._last_print >= self.interval:
+            elif self.tasks and now - self._last_print >= self.interval:
                 self._print_line(now)
 
     # ---------------------------------------------------------------- plain

@@ -111,7 +111,13 @@ function render(){
   const matched = new Set(rows.map((r) => r.id));
   bars.forEach((b) => { b.classList.toggle("hl", (text || state) ? matched.has(runs[+b.dataset.i].id) : false); });
   document.body.dataset.rows = String(shown.length);
+  document.body.dataset.firstRow = shown.length ? shown[0].name : "";
 }
+// a link can preset the table: report.html#filter=text&state=Failed&sort=-dur
+const preset = new URLSearchParams(location.hash.slice(1));
+if (preset.get("filter")) $("filter").value = preset.get("filter");
+if (preset.get("state")) stateSelect.value = preset.get("state");
+if (preset.get("sort")) { const s = preset.get("sort"); sortDir = s[0] === "-" ? -1 : 1; sortKey = s.replace(/^-/, ""); }
 $("filter").addEventListener("input", render);
 stateSelect.addEventListener("change", render);
 // ------------------------------------------------------------ failures

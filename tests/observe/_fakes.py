@@ -49,3 +49,18 @@ def play(run: FakeRun, *, fail: bool = False, retries: int = 0, seconds: float =
         _events.emit_finished(run, Failed(ValueError(f"bad input {run.task_run_name}\nsecond line")))
     else:
         _events.emit_finished(run, Completed(run.parameters.get("i")), cached=cached)
+
+
+def sample_stream(workers: int = 3, per_worker: int = 8) -> None:
+    """A small mixed run on real threads: completions, failures, a retry, cache hits."""
+    import threading
+
+    def work(k: int) -> None:
+        for j, run in enumerate(make_runs(f"fetch{k % 2}", per_worker, url=f"u{k}")):
+            play(run, seconds=0.002, fail=(j == 3), retries=1 if j == 5 else 0, cached=(j == 7))
+
+    threads = [threading.Thread(target=work, args=(k,), name=f"worker-{k}") for k in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
