@@ -30,17 +30,18 @@ class RecordBuilder:
     """
 
     def __init__(self) -> None:
-        self.open: dict[str, RunRecord] = {}
+        # Keyed by the run object's id(): the object stays alive while its run is open
+        # (the events hold it), and this spares a str(UUID) per event.
+        self.open: dict[int, RunRecord] = {}
 
     def _record_for(self, event: Event) -> RunRecord:
         run = event.run
         assert run is not None
-        run_id = str(run.task_run_id)
-        record = self.open.get(run_id)
+        record = self.open.get(id(run))
         if record is None:
             flow = event.flow
             record = RunRecord(
-                task_run_id=run_id,
+                task_run_id=str(run.task_run_id),
                 task_name=str(getattr(run.task, "name", "?")),
                 task_run_name=str(run.task_run_name),
                 flow_run_id=str(flow.flow_run_id) if flow is not None else None,
@@ -49,7 +50,7 @@ class RecordBuilder:
                 tags=sorted(str(t) for t in run.tags),
                 pid=event.pid,
             )
-            self.open[run_id] = record
+            self.open[id(run)] = record
         elif record.flow_run_id is None and event.flow is not None:
             record.flow_run_id = str(event.flow.flow_run_id)
             record.flow_run_name = event.flow.flow_run_name
@@ -65,8 +66,9 @@ class RecordBuilder:
             return None
         state = event.state
         if state is not None:
-            record.states.append(StateChange(state.type.value, state.name, event.monotonic, event.wall))
-            if state.type.value == "RUNNING":
+            kind = state.type.value
+            record.states.append(StateChange(kind, state.name, event.monotonic, event.wall))
+            if kind == "RUNNING":
                 record.thread = event.thread
                 record.pid = event.pid
         if event.worker is not None:
@@ -88,7 +90,7 @@ class RecordBuilder:
                 record.message = error_line(error)
             else:
                 record.message = one_line(state.message)
-        return self.open.pop(record.task_run_id)
+        return self.open.pop(id(run))
 
 
 class Recorder:

@@ -30,6 +30,12 @@ runs.forEach((r, i) => {
   b.dataset.i = i;
   laneDivs[laneIndex.get(r.lane)].appendChild(b);
   bars.push(b);
+  r.changes.filter((c) => c[0] === "AwaitingRetry").forEach((c) => {
+    const m = document.createElement("div");
+    m.className = "retry"; m.title = "retry";
+    m.style.left = (100*c[1]/span) + "%";
+    laneDivs[laneIndex.get(r.lane)].appendChild(m);
+  });
 });
 let zoom = 1;
 function ticks(){

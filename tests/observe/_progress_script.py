@@ -11,11 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _fakes import make_runs, play  # noqa: E402
+from _fakes import make_runs, play
 
-from taskrun._observe._events import emit_state, emit_submitted, flush  # noqa: E402
-from taskrun._observe._progress import Progress  # noqa: E402
-from taskrun.states import Running  # noqa: E402
+from taskrun._observe._events import emit_state, emit_submitted, flush
+from taskrun._observe._progress import Progress
+from taskrun.states import Running
 
 mode = sys.argv[1]
 interval = float(sys.argv[2]) if len(sys.argv) > 2 else 0.2

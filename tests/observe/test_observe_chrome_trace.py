@@ -36,10 +36,12 @@ def test_trace_event_shape(tmp_path: Path) -> None:
 def test_workers_get_their_own_lanes() -> None:
     from taskrun._observe._records import RunRecord, StateChange
 
+    def states(i: int) -> list[StateChange]:
+        return [StateChange("RUNNING", "Running", i, i),
+                StateChange("COMPLETED", "Completed", i + 0.5, i + 0.5)]
+
     records = [RunRecord(str(i), "t", f"t-{i}", worker=f"tcp://127.0.0.1:{9000 + i % 2}", pid=1,
-                         states=[StateChange("RUNNING", "Running", i, i), StateChange("COMPLETED", "Completed",
-                                                                                     i + 0.5, i + 0.5)])
-               for i in range(4)]
+                         states=states(i)) for i in range(4)]
     events = chrome_trace(records)["traceEvents"]
     lanes = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     assert lanes == {"tcp://127.0.0.1:9000", "tcp://127.0.0.1:9001"}

@@ -12,21 +12,21 @@ from _fakes import make_runs, play
 
 pytest.importorskip("opentelemetry.sdk", reason="the test extra installs opentelemetry-sdk")
 
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from taskrun._observe import _events  # noqa: E402
-from taskrun._observe._events import FlowRunInfo  # noqa: E402
-from taskrun._observe._otel import (  # noqa: E402
+from taskrun._observe import _events
+from taskrun._observe._events import FlowRunInfo
+from taskrun._observe._otel import (
     Tracing,
     activate_context,
     call_in_context,
     capture_context,
     tracer_provider_configured,
 )
-from taskrun.states import Completed, Failed  # noqa: E402
+from taskrun.states import Completed, Failed
 
 
 @pytest.fixture
