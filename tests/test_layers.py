@@ -24,12 +24,14 @@ LAYERS: list[tuple[str, ...]] = [
     ("taskrun.exceptions", "taskrun.annotations", "taskrun.settings", "taskrun._plain",
      "taskrun.states", "taskrun._hooks", "taskrun._jitter", "taskrun._validation"),
     ("taskrun._core",),
+    # Observability: the engine emits into it, so it knows nothing of the engine.
+    ("taskrun._observe",),
     ("taskrun._engine",),
     ("taskrun.tasks",),
     ("taskrun._runners",),
     ("taskrun.flows",),
     ("taskrun.task_runners", "taskrun.futures", "taskrun.context", "taskrun.dask",
-     "taskrun.demo", "taskrun.__main__", "taskrun"),
+     "taskrun.demo", "taskrun.__main__", "taskrun.events", "taskrun.report", "taskrun"),
 ]
 
 #: Function-level imports of taskrun modules that are allowed, and why.

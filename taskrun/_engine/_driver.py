@@ -18,6 +18,7 @@ import anyio
 from .._core._backend import RunCancelledSignal, is_cancellation
 from .._core._dispatch import PROMOTE
 from .._core._workers import Job, park
+from .._observe import _events
 from ..exceptions import TaskRunTimeout
 from ..states import Cancelled, Completed, Crashed, Failed, Running, Scheduled, State, StateType
 from . import _printing, _run_logging
@@ -45,6 +46,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     state: State[Any] = Running()
     if future is not None:
         future._set_state(state)
+    if _events.ACTIVE:
+        _events.emit_state(run, state)
     timeout = task.timeout_seconds
     way = ex.way(task)
     try:
@@ -94,6 +97,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
         _run_logging.log_final(run, state)
         if future is not None:
             future._finish(state)
+        elif _events.ACTIVE:  # a direct call has no future to emit it
+            _events.emit_finished(run, state)
         raise
     if state.type is StateType.COMPLETED:
         if task.on_completion:
@@ -107,6 +112,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     _run_logging.log_final(run, state)
     if future is not None:
         future._finish(state)
+    elif _events.ACTIVE:
+        _events.emit_finished(run, state)
     return state
 
 
@@ -137,18 +144,22 @@ async def _wait_to_retry(run: TaskRunContext, state: State[Any], ex: Executor) -
             return state
     delay = task._retry_delay(run.attempt)
     _run_logging.log_retry(run, state, run.attempt, task.retries, delay)
+    waiting = Scheduled("AwaitingRetry", f"attempt {run.attempt} {state.name}; retrying in {delay:g} s")
     if future is not None:
-        future._set_state(Scheduled(
-            "AwaitingRetry", f"attempt {run.attempt} {state.name}; retrying in {delay:g} s"
-        ))
+        future._set_state(waiting)
+    if _events.ACTIVE:
+        _events.emit_state(run, waiting)
     try:
         await ex.sleep(run, delay)
     except RunCancelledSignal:
         return Cancelled()
     if run._cancel_requested:
         return Cancelled()
+    retrying = Running("Retrying", f"attempt {run.attempt + 1}")
     if future is not None:
-        future._set_state(Running("Retrying", f"attempt {run.attempt + 1}"))
+        future._set_state(retrying)
+    if _events.ACTIVE:
+        _events.emit_state(run, retrying)
     return None
 
 

@@ -27,7 +27,7 @@ from ..states import State
 
 logger = logging.getLogger("taskrun.events")
 
-EventKind = Literal["submitted", "state", "finished", "flow_started", "flow_finished"]
+EventKind = Literal["submitted", "state", "placed", "finished", "flow_started", "flow_finished"]
 DELIVERY_INTERVAL = 0.05
 _BATCH_MAX = 5000
 
@@ -63,14 +63,14 @@ class RunView(Protocol):
 
 
 class FlowRunView(Protocol):
-    """What events read from a flow run."""
+    """What events read from a flow run (the engine's ``FlowRunContext`` fits)."""
 
     @property
     def flow_run_id(self) -> uuid.UUID: ...
     @property
     def flow_run_name(self) -> str: ...
     @property
-    def name(self) -> str: ...
+    def flow_name(self) -> str: ...
     @property
     def parameters(self) -> dict[str, Any]: ...
 
@@ -85,17 +85,17 @@ class FlowRunInfo:
         emit_flow_finished(info, Completed(), token)
     """
 
-    __slots__ = ("flow_run_id", "flow_run_name", "name", "parameters")
+    __slots__ = ("flow_name", "flow_run_id", "flow_run_name", "parameters")
 
     def __init__(self, name: str, flow_run_name: str | None = None,
                  parameters: dict[str, Any] | None = None, flow_run_id: uuid.UUID | None = None) -> None:
-        self.name = name
+        self.flow_name = name
         self.flow_run_id = flow_run_id if flow_run_id is not None else uuid.uuid4()
         self.flow_run_name = flow_run_name or f"{name}-{self.flow_run_id.hex[:8]}"
         self.parameters = parameters if parameters is not None else {}
 
     def __repr__(self) -> str:
-        return f"FlowRunInfo({self.name!r}, {self.flow_run_name!r})"
+        return f"FlowRunInfo({self.flow_name!r}, {self.flow_run_name!r})"
 
 
 # --------------------------------------------------------------------------- events
@@ -104,9 +104,10 @@ class FlowRunInfo:
 class Event(NamedTuple):
     """One thing that happened to a run or a flow, as delivered to subscribers.
 
-    ``kind`` is ``"submitted"``, ``"state"`` (a non-final state), ``"finished"`` (the
-    final state), ``"flow_started"`` or ``"flow_finished"``. ``run`` is set for task
-    events, ``flow`` for flow events and for task runs submitted inside a flow.
+    ``kind`` is ``"submitted"``, ``"state"`` (a non-final state), ``"placed"`` (the run's
+    body went to the remote ``worker``; ``state`` is None), ``"finished"`` (the final
+    state), ``"flow_started"`` or ``"flow_finished"``. ``run`` is set for task events,
+    ``flow`` for flow events and for task runs submitted inside a flow.
     ``monotonic``/``wall`` say when (``time.monotonic()`` / ``time.time()`` seconds);
     ``thread``/``pid`` where it was emitted; ``worker`` names a remote worker if any.
 
@@ -194,8 +195,10 @@ def emit_submitted(run: RunView) -> None:
                  capture() if capture is not None else None))
 
 
-def emit_state(run: RunView, state: State[Any], *, worker: str | None = None) -> None:
-    """(engine) ``run`` entered the non-final ``state``; ``worker`` names a remote worker.
+def emit_state(run: RunView, state: State[Any], *, worker: str | None = None,
+               at: float | None = None) -> None:
+    """(engine) ``run`` entered the non-final ``state``; ``worker`` names a remote worker,
+    ``at`` is when it happened there (``time.time()`` seconds) if not now.
 
     Example::
 
@@ -203,19 +206,35 @@ def emit_state(run: RunView, state: State[Any], *, worker: str | None = None) ->
             _events.emit_state(run, Running())
     """
     if ACTIVE:
-        _append(("state", run, _current_flow.get(), state, _mono(), _thread().name, worker, False, None))
+        mono = _mono() if at is None else at - _wall_offset
+        _append(("state", run, _current_flow.get(), state, mono, _thread().name, worker, False, None))
 
 
-def emit_finished(run: RunView, state: State[Any], *, cached: bool = False,
-                  worker: str | None = None) -> None:
-    """(engine) ``run`` reached its final ``state``; ``cached`` when it came from a cache.
+def emit_placed(run: RunView, worker: str) -> None:
+    """(runner) The body of ``run`` ran (or runs) on the remote ``worker`` (``"pid 1234"``).
 
     Example::
 
         if _events.ACTIVE:
-            _events.emit_finished(run, state, cached=False)
+            _events.emit_placed(run, f"pid {pid}")
     """
     if ACTIVE:
+        _append(("placed", run, _current_flow.get(), None, _mono(), _thread().name, worker, False, None))
+
+
+def emit_finished(run: RunView, state: State[Any], *, cached: bool | None = None,
+                  worker: str | None = None) -> None:
+    """(engine) ``run`` reached its final ``state``; ``cached`` when it came from a cache
+    (by default: when the state is named ``"Cached"``).
+
+    Example::
+
+        if _events.ACTIVE:
+            _events.emit_finished(run, state)
+    """
+    if ACTIVE:
+        if cached is None:
+            cached = state.name == "Cached"
         _append(("finished", run, _current_flow.get(), state, _mono(), _thread().name, worker, cached, None))
 
 
@@ -448,6 +467,10 @@ class _Deliverer:
                     marker = item
                     break
                 kind, run, flow, state, mono, thread, worker, cached, context = item
+                if run is not None and (not hasattr(run, "task") or getattr(run, "_remote_copy", False)):
+                    # A future unpickled elsewhere knows only its run's id and name; a
+                    # worker's copy of a run is reported by the submitter.
+                    continue
                 batch.append(Event(kind, run, flow, state, mono, mono + _wall_offset,
                                    thread, _pid, worker, cached, context))
             if batch:
@@ -489,6 +512,7 @@ __all__ = [
     "emit_finished",
     "emit_flow_finished",
     "emit_flow_started",
+    "emit_placed",
     "emit_state",
     "emit_submitted",
     "flush",

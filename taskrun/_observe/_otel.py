@@ -15,6 +15,8 @@ puts the current trace context into a plain ``dict`` that pickles, and
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -27,21 +29,28 @@ T = TypeVar("T")
 _MISSING = "OpenTelemetry tracing needs the otel extra: pip install 'taskrun[otel]'"
 
 
+_available: bool | None = None
+
+
 def _require() -> Any:
     try:
-        from opentelemetry import trace
+        from opentelemetry import trace  # noqa: PLC0415 - the otel extra is optional
     except ImportError:
         raise ImportError(_MISSING) from None
     return trace
 
 
 def otel_available() -> bool:
-    """True when ``opentelemetry`` (the API) can be imported."""
-    try:
-        import opentelemetry.trace  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True when ``opentelemetry`` (the API) can be imported (asked once per process)."""
+    global _available
+    if _available is None:
+        try:
+            import opentelemetry.trace  # noqa: F401, PLC0415 - the otel extra is optional
+        except ImportError:
+            _available = False
+        else:
+            _available = True
+    return _available
 
 
 def tracer_provider_configured() -> bool:
@@ -54,7 +63,7 @@ def tracer_provider_configured() -> bool:
     """
     if not otel_available():
         return False
-    from opentelemetry import trace
+    from opentelemetry import trace  # noqa: PLC0415 - the otel extra is optional
 
     provider = trace.get_tracer_provider()
     return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
@@ -72,7 +81,7 @@ def capture_context() -> dict[str, str]:
     """
     if not otel_available():
         return {}
-    from opentelemetry import propagate
+    from opentelemetry import propagate  # noqa: PLC0415 - the otel extra is optional
 
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -94,7 +103,7 @@ def activate_context(carrier: dict[str, str] | None) -> Iterator[None]:
         return
     if not isinstance(carrier, dict):
         raise TypeError(f"carrier must be the dict capture_context() returned, got {type(carrier).__name__}")
-    from opentelemetry import context, propagate
+    from opentelemetry import context, propagate  # noqa: PLC0415 - the otel extra is optional
 
     token = context.attach(propagate.extract(carrier))
     try:
@@ -114,17 +123,48 @@ def call_in_context(carrier: dict[str, str] | None, fn: Callable[..., T], *args:
         return fn(*args, **kwargs)
 
 
+def carrier_of(context: contextvars.Context) -> dict[str, str] | None:
+    """(runners) The trace context of a run's ``context`` as a carrier, or None when not tracing.
+
+    Reads a fresh copy of ``context``, so a snapshot shared by many runs is never entered.
+
+    Example::
+
+        carrier = carrier_of(run._context)     # shipped with the run to a worker process
+    """
+    if _events._context_capture is None:
+        return None
+    return context.copy().run(capture_context) or None
+
+
+def attach_carrier(carrier: dict[str, str] | None) -> None:
+    """(workers) Make ``carrier``'s trace context current in the current context, for good.
+
+    For a context made for one run and dropped after it (a worker's run context).
+
+    Example::
+
+        context.run(attach_carrier, snapshot.trace)
+    """
+    if not carrier or not otel_available():
+        return
+    from opentelemetry import context, propagate  # noqa: PLC0415 - the otel extra is optional
+
+    context.attach(propagate.extract(carrier))
+
+
 def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
 class _Pending:
-    __slots__ = ("changes", "context", "flow_id", "started", "submitted", "thread")
+    __slots__ = ("changes", "context", "flow_id", "started", "submitted", "thread", "worker")
 
     def __init__(self) -> None:
         self.submitted: float | None = None
         self.started: float | None = None
         self.thread: str | None = None
+        self.worker: str | None = None
         self.context: Any = None
         self.flow_id: str | None = None
         self.changes: list[tuple[str, str | None, float, int]] = []
@@ -160,7 +200,7 @@ class Tracing:
             raise RuntimeError("this Tracing is already started; close() it first")
         provider = self._provider if self._provider is not None else trace.get_tracer_provider()
         self._tracer = provider.get_tracer(self._tracer_name)
-        from opentelemetry import context
+        from opentelemetry import context  # noqa: PLC0415 - the otel extra is optional
 
         _events._flow_hooks = (*_events._flow_hooks, self)
         _events._context_capture = context.get_current
@@ -189,12 +229,12 @@ class Tracing:
     # ---------------------------------------------------------------- flows (synchronous)
     def flow_started(self, flow: FlowRunView) -> Any:
         """(flow hook) Start the flow's span and make it current in the flow's context."""
-        from opentelemetry import context, trace
+        from opentelemetry import context, trace  # noqa: PLC0415 - the otel extra is optional
 
         span = self._tracer.start_span(
-            f"flow {flow.name}",
+            f"flow {flow.flow_name}",
             attributes={
-                "taskrun.flow.name": flow.name,
+                "taskrun.flow.name": flow.flow_name,
                 "taskrun.flow_run.name": flow.flow_run_name,
                 "taskrun.flow_run.id": str(flow.flow_run_id),
             },
@@ -205,7 +245,7 @@ class Tracing:
 
     def flow_finished(self, flow: FlowRunView, state: Any, handle: Any) -> None:
         """(flow hook) End the flow's span with its final state."""
-        from opentelemetry import context, trace
+        from opentelemetry import context, trace  # noqa: PLC0415 - the otel extra is optional
 
         span, token = handle
         if state is not None:
@@ -237,6 +277,8 @@ class Tracing:
                 pending.submitted = event.wall
                 pending.context = event.context
                 continue
+            if event.worker is not None:
+                pending.worker = event.worker
             state = event.state
             if state is None:
                 continue
@@ -250,7 +292,7 @@ class Tracing:
                 self._finish_span(event, pending)
 
     def _finish_span(self, event: Event, pending: _Pending) -> None:
-        from opentelemetry import trace
+        from opentelemetry import trace  # noqa: PLC0415 - the otel extra is optional
 
         run = event.run
         state = event.state
@@ -275,8 +317,9 @@ class Tracing:
         }
         if event.flow is not None:
             attributes["taskrun.flow_run.name"] = event.flow.flow_run_name
-        if event.worker:
-            attributes["taskrun.worker"] = event.worker
+        worker = event.worker or pending.worker
+        if worker:
+            attributes["taskrun.worker"] = worker
         span = self._tracer.start_span(f"task {run.task.name}", context=parent,
                                        start_time=_ns(start), attributes=attributes)
         for name, message, wall, attempt in pending.changes:
@@ -295,3 +338,39 @@ class Tracing:
 def tracing_from_env() -> Tracing | None:
     """A (not yet started) :class:`Tracing` when a tracer provider is configured, else ``None``."""
     return Tracing() if tracer_provider_configured() else None
+
+
+class _FlowTracing:
+    """One :class:`Tracing` on the global provider, shared by the flow runs in progress.
+
+    The first flow run that starts while a tracer provider is configured starts it; the
+    last one to end closes it, so nothing listens when no flow is running.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._tracing: Tracing | None = None
+
+    def acquire(self) -> bool:
+        """Start (or join) tracing if a provider is configured; True if joined."""
+        if not tracer_provider_configured():
+            return False
+        with self._lock:
+            if self._tracing is None:
+                self._tracing = Tracing().start()
+            self._users += 1
+        return True
+
+    def release(self) -> None:
+        """Leave; the last one out closes the shared Tracing."""
+        with self._lock:
+            self._users -= 1
+            closing = self._tracing if self._users == 0 else None
+            if closing is not None:
+                self._tracing = None
+        if closing is not None:
+            closing.close()
+
+
+flow_tracing = _FlowTracing()

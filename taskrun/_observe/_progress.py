@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TextIO
 
+import anyio.to_thread
+
 from . import _events
 from ._events import Event
 
@@ -100,6 +102,12 @@ class Progress:
     ``total_by_task`` gives the number of runs to expect per task name (for the bar and
     the ETA); without it the total grows as runs are seen. :meth:`add_total` adds more.
 
+    By default every run in the process is counted. ``runs`` limits that to the run
+    objects given (``id()`` of each, as :meth:`watch` adds), ``flow_run_id`` to the runs
+    of one flow run, and ``tasks`` to runs of those task names. With
+    ``finish_when_done=True`` the display ends by itself once every expected run is
+    final; :meth:`close_later` ends it without waiting (from a loop thread, say).
+
     Example::
 
         with Progress({"fetch": 1000}, enabled=True):
@@ -108,7 +116,9 @@ class Progress:
 
     def __init__(self, total_by_task: Mapping[str, int] | None = None, enabled: bool | None = None, *,
                  stream: TextIO | None = None, interval: float | None = None,
-                 live: bool | None = None) -> None:
+                 live: bool | None = None, runs: set[int] | None = None,
+                 flow_run_id: Any = None, tasks: set[str] | None = None,
+                 finish_when_done: bool = False) -> None:
         totals = dict(total_by_task or {})
         for name, total in totals.items():
             if not isinstance(total, int) or isinstance(total, bool) or total < 0:
@@ -135,6 +145,14 @@ class Progress:
         self._bars: dict[str, Any] = {}
         self._last_print = 0.0
         self.mode: str = "off"
+        self._runs = runs
+        self._flow_run_id = flow_run_id
+        self._flow_runs: set[int] = set()
+        self._task_names = tasks
+        self._finish_when_done = finish_when_done
+        self._closing = False
+        self._ended = False
+        self._final_keys: set[Any] = set()
 
     # ---------------------------------------------------------------- lifecycle
     def _choose_mode(self, stream: TextIO) -> str:
@@ -147,7 +165,7 @@ class Progress:
         if not tty and not self._live_wanted:
             return "plain"
         try:
-            import rich.progress  # noqa: F401
+            import rich.progress  # noqa: F401, PLC0415 - the progress extra is optional
         except ImportError:
             if self._live_wanted:
                 raise ImportError(
@@ -176,13 +194,75 @@ class Progress:
         if subscription is None:
             return
         subscription.unsubscribe()
+        self._end()
+
+    def close_later(self) -> None:
+        """Show the final counts and stop on the next delivery, without waiting for it."""
+        self._closing = True
+
+    def _end(self) -> None:
         with self._lock:
+            if self._ended or self.mode == "off":
+                return
+            self._ended = True
             if self.mode == "live":
                 self._refresh_live(time.monotonic())
                 self._live.stop()
                 self._live = None
             elif self.tasks:
                 self._print_line(time.monotonic())
+
+    def watch(self, run: object) -> None:
+        """Count the run object ``run`` too (with ``runs=``: before its first event)."""
+        if self._runs is not None:
+            self._runs.add(id(run))
+
+    def seed(self, task_name: str, key: Any, state: Any) -> None:
+        """Count a run that is already final (``key`` as in events: its ``task_run_id``)."""
+        with self._lock:
+            stats = self._stats(task_name)
+            stats.seen.add(key)
+            if key not in self._final_keys:
+                self._final_keys.add(key)
+                self._count_final(stats, state)
+
+    def _stats(self, name: str) -> TaskProgress:
+        stats = self.tasks.get(name)
+        if stats is None:
+            stats = self.tasks[name] = TaskProgress(name, self._totals.get(name))
+        return stats
+
+    @staticmethod
+    def _count_final(stats: TaskProgress, state: Any) -> None:
+        kind = state.type.value
+        if kind == "COMPLETED":
+            stats.done += 1
+        elif kind in _FAILED:
+            stats.failed += 1
+        else:
+            stats.cancelled += 1
+
+    def _accepts(self, event: Event) -> bool:
+        run = event.run
+        assert run is not None
+        if self._task_names is not None and str(getattr(run.task, "name", "?")) not in self._task_names:
+            return False
+        if self._runs is not None and id(run) not in self._runs:
+            return False
+        if self._flow_run_id is not None:
+            # Remote runs finish on a collector thread, outside the flow's context:
+            # a run is the flow's once any of its events was.
+            if event.flow is not None and event.flow.flow_run_id == self._flow_run_id:
+                self._flow_runs.add(id(run))
+            elif id(run) not in self._flow_runs:
+                return False
+            if event.kind == "finished":
+                self._flow_runs.discard(id(run))
+        return True
+
+    def _all_done(self) -> bool:
+        return bool(self.tasks) and all(
+            t.total is not None and t.finished >= t.total for t in self.tasks.values())
 
     def __enter__(self) -> Progress:
         return self.start()
@@ -196,8 +276,6 @@ class Progress:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        import anyio.to_thread
-
         await anyio.to_thread.run_sync(self.close)
 
     def add_total(self, task_name: str, count: int) -> None:
@@ -215,12 +293,9 @@ class Progress:
         with self._lock:
             for event in batch:
                 run = event.run
-                if run is None:
+                if run is None or not self._accepts(event):
                     continue
-                name = str(getattr(run.task, "name", "?"))
-                stats = self.tasks.get(name)
-                if stats is None:
-                    stats = self.tasks[name] = TaskProgress(name, self._totals.get(name))
+                stats = self._stats(str(getattr(run.task, "name", "?")))
                 key = run.task_run_id
                 stats.seen.add(key)
                 if stats.first is None:
@@ -229,23 +304,30 @@ class Progress:
                 state = event.state
                 if event.kind == "finished" and state is not None:
                     stats.running.discard(key)
-                    kind = state.type.value
-                    if kind == "COMPLETED":
-                        stats.done += 1
-                    elif kind in _FAILED:
-                        stats.failed += 1
-                    else:
-                        stats.cancelled += 1
+                    if key not in self._final_keys:
+                        self._final_keys.add(key)
+                        self._count_final(stats, state)
                 elif state is not None:
                     if state.type.value == "RUNNING":
                         stats.running.add(key)
                     else:
                         stats.running.discard(key)
             now = time.monotonic()
-            if self.mode == "live":
-                self._refresh_live(now)
-            elif self.tasks and now - self._last_print >= self.interval:
-                self._print_line(now)
+            ending = self._closing or (self._finish_when_done and self._all_done())
+            if not ending:
+                if self.mode == "live":
+                    self._refresh_live(now)
+                elif self.tasks and now - self._last_print >= self.interval:
+                    self._print_line(now)
+        if ending:
+            self._finish_here()
+
+    def _finish_here(self) -> None:
+        """(delivery thread) Final counts, then unsubscribe without waiting for ourselves."""
+        subscription, self._subscription = self._subscription, None
+        self._end()
+        if subscription is not None:
+            subscription.unsubscribe()
 
     # ---------------------------------------------------------------- plain
     def line(self, now: float | None = None) -> str:
@@ -264,9 +346,9 @@ class Progress:
 
     # ---------------------------------------------------------------- live
     def _start_live(self, stream: TextIO) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, TextColumn
-        from rich.progress import Progress as RichProgress
+        from rich.console import Console  # noqa: PLC0415 - the progress extra is optional
+        from rich.progress import BarColumn, TextColumn  # noqa: PLC0415 - the progress extra is optional
+        from rich.progress import Progress as RichProgress  # noqa: PLC0415 - the progress extra is optional
 
         console = Console(file=stream)
         self._live = RichProgress(

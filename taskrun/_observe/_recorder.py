@@ -8,11 +8,12 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
 from . import _events
 from ._events import Event
 from ._records import RunRecord, StateChange, error_line, one_line, parameters_repr
+from ._summary import Summary
 
 RECORD_ENV = "TASKRUN_RECORD"
 
@@ -97,6 +98,8 @@ class Recorder:
     """Subscribe to events and keep a :class:`RunRecord` per finished run, optionally
     appending each as one JSON line to ``path`` (flushed after every batch).
 
+    ``flow_run_id`` keeps only the runs of that flow run.
+
     Example::
 
         with Recorder("runs.jsonl") as recorder:
@@ -104,11 +107,14 @@ class Recorder:
         print(recorder.summary())
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, keep: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, keep: bool = True,
+                 flow_run_id: str | None = None) -> None:
         self.path = Path(path) if path is not None else None
         if self.path is not None and self.path.is_dir():
             raise ValueError(f"record path {str(self.path)!r} is a directory; give a file such as runs.jsonl")
         self.keep = keep
+        #: Only the runs of this flow run (its id as a str), if set.
+        self.flow_run_id = flow_run_id
         self.records: list[RunRecord] = []
         self._builder = RecordBuilder()
         self._file: IO[str] | None = None
@@ -144,6 +150,8 @@ class Recorder:
 
     def _on_batch(self, batch: Sequence[Event]) -> None:
         finished = [r for r in map(self._builder.add, batch) if r is not None]
+        if self.flow_run_id is not None:
+            finished = [r for r in finished if r.flow_run_id == self.flow_run_id]
         if not finished:
             return
         with self._lock:
@@ -157,10 +165,8 @@ class Recorder:
         """Records of runs seen but not finished yet (a snapshot)."""
         return list(self._builder.open.values())
 
-    def summary(self) -> Any:
+    def summary(self) -> Summary:
         """A :class:`~taskrun.report.Summary` of the finished runs recorded so far."""
-        from ._summary import Summary
-
         with self._lock:
             return Summary(list(self.records))
 

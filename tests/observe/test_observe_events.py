@@ -5,6 +5,7 @@ import threading
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from _fakes import FakeRun, FakeTask, make_runs, play
 
@@ -184,7 +185,7 @@ async def test_emitting_from_async_code_never_runs_callbacks_on_the_loop() -> No
     try:
         for run in make_runs("t", 5):
             play(run)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         await anyio.to_thread.run_sync(_events.flush)
     finally:
         await anyio.to_thread.run_sync(subscription.unsubscribe)
