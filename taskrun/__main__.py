@@ -23,7 +23,8 @@ def _cache(argv: list[str]) -> int:
         # The cache room is optional here: loaded by name, only for this command.
         cli = importlib.import_module("taskrun._results._cli")
     except ImportError:
-        print("taskrun cache: this taskrun has no result cache (taskrun._results is missing)", file=sys.stderr)
+        print("taskrun cache: this taskrun has no result cache (taskrun._results is missing)",
+              file=sys.stderr)
         return 2
     return int(cli.main(argv))
 

@@ -58,7 +58,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
             run.attempt += 1
             try:
                 if way is Way.PARK:
-                    value = await park(run, Job(contextvars.copy_context(), task.fn, args, kwargs))
+                    body = _events.on_this_thread(run, task.fn) if _events.ACTIVE else task.fn
+                    value = await park(run, Job(contextvars.copy_context(), body, args, kwargs))
                 elif way is Way.CALL_SYNC:
                     value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
                 else:

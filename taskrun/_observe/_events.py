@@ -210,8 +210,9 @@ def emit_state(run: RunView, state: State[Any], *, worker: str | None = None,
         _append(("state", run, _current_flow.get(), state, mono, _thread().name, worker, False, None))
 
 
-def emit_placed(run: RunView, worker: str) -> None:
-    """(runner) The body of ``run`` ran (or runs) on the remote ``worker`` (``"pid 1234"``).
+def emit_placed(run: RunView, worker: str | None) -> None:
+    """(runner) The body of ``run`` ran (or runs) on the remote ``worker`` (``"pid 1234"``);
+    ``None``: on the calling thread.
 
     Example::
 
@@ -220,6 +221,20 @@ def emit_placed(run: RunView, worker: str) -> None:
     """
     if ACTIVE:
         _append(("placed", run, _current_flow.get(), None, _mono(), _thread().name, worker, False, None))
+
+
+def on_this_thread(run: RunView, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """(engine, only while ``ACTIVE``) ``fn`` wrapped to note the thread it runs on first.
+
+    Example::
+
+        body = _events.on_this_thread(run, task.fn) if _events.ACTIVE else task.fn
+    """
+    def body(*args: Any, **kwargs: Any) -> Any:
+        emit_placed(run, None)
+        return fn(*args, **kwargs)
+
+    return body
 
 
 def emit_finished(run: RunView, state: State[Any], *, cached: bool | None = None,
@@ -513,6 +528,7 @@ __all__ = [
     "emit_flow_finished",
     "emit_flow_started",
     "emit_placed",
+    "on_this_thread",
     "emit_state",
     "emit_submitted",
     "flush",

@@ -158,7 +158,7 @@ def _ns(seconds: float) -> int:
 
 
 class _Pending:
-    __slots__ = ("changes", "context", "flow_id", "started", "submitted", "thread", "worker")
+    __slots__ = ("changes", "context", "flow_id", "flow_name", "started", "submitted", "thread", "worker")
 
     def __init__(self) -> None:
         self.submitted: float | None = None
@@ -167,6 +167,7 @@ class _Pending:
         self.worker: str | None = None
         self.context: Any = None
         self.flow_id: str | None = None
+        self.flow_name: str | None = None
         self.changes: list[tuple[str, str | None, float, int]] = []
 
 
@@ -273,6 +274,7 @@ class Tracing:
                 pending = self._pending[key] = _Pending()
             if pending.flow_id is None and event.flow is not None:
                 pending.flow_id = str(event.flow.flow_run_id)
+                pending.flow_name = event.flow.flow_run_name
             if event.kind == "submitted":
                 pending.submitted = event.wall
                 pending.context = event.context
@@ -315,8 +317,8 @@ class Tracing:
             "thread.name": pending.thread or event.thread,
             "process.pid": event.pid,
         }
-        if event.flow is not None:
-            attributes["taskrun.flow_run.name"] = event.flow.flow_run_name
+        if pending.flow_name is not None:
+            attributes["taskrun.flow_run.name"] = pending.flow_name
         worker = event.worker or pending.worker
         if worker:
             attributes["taskrun.worker"] = worker

@@ -69,9 +69,11 @@ class RecordBuilder:
         if state is not None:
             kind = state.type.value
             record.states.append(StateChange(kind, state.name, event.monotonic, event.wall))
-            if kind == "RUNNING":
+            if kind == "RUNNING" and record.thread is None:
                 record.thread = event.thread
                 record.pid = event.pid
+        elif event.kind == "placed" and event.worker is None:
+            record.thread = event.thread  # the thread the body ran on (a retry may run elsewhere)
         if event.worker is not None:
             record.worker = event.worker
         if event.kind != "finished":
@@ -79,8 +81,6 @@ class RecordBuilder:
         run = event.run
         record.attempts = int(run.attempt)
         record.cached = bool(event.cached)
-        if record.thread is None:
-            record.thread = event.thread
         upstream = getattr(run, "dependencies", None)
         if isinstance(upstream, dict):
             record.upstream_ids = sorted({str(i) for ids in upstream.values() for i in ids})

@@ -38,6 +38,9 @@ def short_repr(value: Any, limit: int = VALUE_LIMIT) -> str:
 
         assert short_repr("x" * 100, limit=10) == "'xxxxxxxx…"
     """
+    run = getattr(value, "_run", None)
+    if run is not None and hasattr(value, "task_run_id"):  # a future: name its run, not its state then
+        return _clip(f"<future of {getattr(run, 'task_run_name', '?')}>", limit)
     try:
         text = repr(value)
     except Exception as exc:
@@ -176,7 +179,9 @@ class RunRecord:
         """Where the run ran: its worker, else ``pid/thread``."""
         if self.worker:
             return self.worker
-        return f"{self.pid if self.pid is not None else '?'}/{self.thread or '?'}"
+        if self.thread is None:
+            return "did not run"
+        return f"{self.pid if self.pid is not None else '?'}/{self.thread}"
 
     # ------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:

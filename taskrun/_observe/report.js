@@ -109,7 +109,8 @@ function render(){
   $("tbody").innerHTML = shown.map((r) => `<tr data-id="${esc(r.id)}"><td>${esc(r.name)}</td><td>${esc(r.task)}</td>` +
     `<td><span class="dot s-${esc(r.type)}"></span> ${esc(r.state)}</td><td class="num">${fmt(r.start)}</td>` +
     `<td class="num">${fmt(r.dur)}</td><td class="num">${r.attempts}</td><td>${r.cached ? "yes" : ""}</td>` +
-    `<td>${esc(r.lane)}</td><td>${esc(r.params)}</td><td class="msg">${esc(r.msg)}</td></tr>`).join("");
+    `<td>${esc(r.lane)}</td><td class="cut" title="${esc(r.params)}">${esc(r.params)}</td>` +
+    `<td class="msg cut" title="${esc(r.msg)}">${esc(r.msg)}</td></tr>`).join("");
   document.querySelectorAll("#thead th").forEach((th) => {
     th.className = th.dataset.k === sortKey ? (sortDir > 0 ? "asc" : "desc") : ""; });
   $("shown").textContent = `${shown.length} of ${runs.length} runs` +

@@ -8,7 +8,7 @@ from _browser import ARTIFACTS, dump_dom, screenshot
 from _fakes import sample_stream
 
 from taskrun._observe._recorder import Recorder
-from taskrun.report import RunRecord, render_html, write_html
+from taskrun.report import RunRecord, read_records, render_html, write_html
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +73,29 @@ def test_the_page_needs_no_network(records: list[RunRecord]) -> None:
     page = render_html(records)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "@import" not in page and "url(http" not in page
+
+
+def test_report_of_a_real_recorded_flow(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKRUN_")}
+    env["TASKRUN_RECORD"] = str(runs)
+    script = Path(__file__).with_name("_flow_script.py")
+    done = subprocess.run([sys.executable, str(script), "60"], capture_output=True, text=True, timeout=60,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    records = read_records(runs)
+    assert len(records) == 120
+    page = write_html(records, tmp_path / "runs.html", title="nightly: 60 items on 6 threads")
+    dom = _rendered(dump_dom(page.as_uri()))
+    html, body = _attrs(dom, "html"), _attrs(dom, "body")
+    assert html["data-errors"] == "0", re.findall(r"<li>(.*?)</li>", dom)
+    assert body["data-bars"] == "120" and dom.count('class="bar s-') == 120
+    assert dom.count('class="bar s-FAILED') == 4
+    assert body["data-lanes"] == str(len({r.lane for r in records}))
+    assert "Failures (4)" in dom
+    shot = screenshot(page.as_uri(), ARTIFACTS / "report-real.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -27,11 +27,16 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _run_in_pty(args: list[str], timeout: float = 30.0) -> str:
     """Run the script with a pseudo-terminal as its stdout; return what the terminal got."""
+    return _run_in_pty_script(SCRIPT, args, {}, timeout)
+
+
+def _run_in_pty_script(script: Path, args: list[str], env: dict[str, str], timeout: float = 30.0) -> str:
+    """Run ``script`` with a pseudo-terminal as its stdout; return what the terminal got."""
     import pty
 
     pid, fd = pty.fork()
     if pid == 0:  # child
-        os.execve(sys.executable, [sys.executable, str(SCRIPT), *args], _env())
+        os.execve(sys.executable, [sys.executable, str(script), *args], _env(**env))
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
