@@ -186,8 +186,11 @@ class RunRecord:
     # ------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (state changes as lists)."""
-        data = dataclasses.asdict(self)
+        # Not dataclasses.asdict: it deep-copies every value, and this runs once per run.
+        data = {name: getattr(self, name) for name in _FIELDS}
         data["states"] = [list(change) for change in self.states]
+        data["upstream_ids"] = list(self.upstream_ids)
+        data["tags"] = list(self.tags)
         return data
 
     @classmethod
@@ -208,3 +211,6 @@ class RunRecord:
         values["upstream_ids"] = list(data.get("upstream_ids", []))
         values["tags"] = list(data.get("tags", []))
         return cls(**values)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))
