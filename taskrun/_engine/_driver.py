@@ -46,10 +46,10 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     state: State[Any] = Running()
     if future is not None:
         future._set_state(state)
-    if _events.ACTIVE:
-        _events.emit_state(run, state)
     timeout = task.timeout_seconds
     way = ex.way(task)
+    if _events.ACTIVE and way is not Way.PARK:  # a parked body says Running where it runs
+        _events.emit_state(run, state)
     try:
         if task.on_running:
             await _call_hooks(task.on_running, run, state, ex)
@@ -58,7 +58,7 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
             run.attempt += 1
             try:
                 if way is Way.PARK:
-                    body = _events.on_this_thread(run, task.fn) if _events.ACTIVE else task.fn
+                    body = _events.on_this_thread(run, task.fn, state) if _events.ACTIVE else task.fn
                     value = await park(run, Job(contextvars.copy_context(), body, args, kwargs))
                 elif way is Way.CALL_SYNC:
                     value = await ex.call_sync(run, task.fn, args, kwargs, timeout)

@@ -223,15 +223,19 @@ def emit_placed(run: RunView, worker: str | None) -> None:
         _append(("placed", run, _current_flow.get(), None, _mono(), _thread().name, worker, False, None))
 
 
-def on_this_thread(run: RunView, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """(engine, only while ``ACTIVE``) ``fn`` wrapped to note the thread it runs on first.
+def on_this_thread(run: RunView, fn: Callable[..., Any], running: State[Any]) -> Callable[..., Any]:
+    """(engine, only while ``ACTIVE``) ``fn`` wrapped to emit, on the thread it runs on,
+    ``running`` for a first attempt, else a ``placed`` note naming that thread.
 
     Example::
 
-        body = _events.on_this_thread(run, task.fn) if _events.ACTIVE else task.fn
+        body = _events.on_this_thread(run, task.fn, state) if _events.ACTIVE else task.fn
     """
     def body(*args: Any, **kwargs: Any) -> Any:
-        emit_placed(run, None)
+        if run.attempt <= 1:
+            emit_state(run, running)
+        else:
+            emit_placed(run, None)
         return fn(*args, **kwargs)
 
     return body

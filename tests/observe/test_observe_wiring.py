@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -131,16 +132,32 @@ def test_process_pool_runs_name_their_worker_process() -> None:
 
 def test_dask_runs_are_recorded_once_with_their_worker_and_start_time() -> None:
     distributed = pytest.importorskip("distributed")
+    import logging
+
     from taskrun.dask import DaskTaskRunner
 
+    # An in-process worker sets the run logger's level as a worker process would: put it back.
+    run_logger = logging.getLogger("taskrun.task_runs")
+    level = run_logger.level
+    try:
+        state = _on_dask_in_process(distributed, DaskTaskRunner)
+    finally:
+        run_logger.setLevel(level)
+    _check_dask_records(state)
+
+
+def _on_dask_in_process(distributed: Any, runner_class: Any) -> Any:
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster:
         # processes=False: the worker shares this process, and its copies of the runs stay silent.
-        @flow(record=True, task_runner=DaskTaskRunner(address=cluster.scheduler_address))
+        @flow(record=True, task_runner=runner_class(address=cluster.scheduler_address))
         def on_dask(n: int) -> list[int]:
             return after.map(square.map(range(n))).result()  # type: ignore[no-any-return]
 
-        state = on_dask.call_with_state(4)
+        return on_dask.call_with_state(4)
+
+
+def _check_dask_records(state: Any) -> None:
     assert state.result() == [1, 2, 5, 10]
     records = state.report.records
     assert sorted(r.task_name for r in records) == ["after"] * 4 + ["square"] * 4
