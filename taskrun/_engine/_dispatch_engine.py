@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..states import State
@@ -27,14 +28,14 @@ class DispatchEngine:
                                 lambda d: DispatchEngine(d, RunnerExecutor(d)))
     """
 
-    __slots__ = ("dispatcher", "executor")
+    __slots__ = ("admit", "dispatcher", "executor")
 
     def __init__(self, dispatcher: Dispatcher, executor: Executor) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
-
-    def admit(self, run: TaskRunContext) -> bool:
-        return admit(self.dispatcher, run)
+        #: True when a run may be offered a slot now (see ``_admission.admit``); a
+        #: partial, not a method: it is called once per run.
+        self.admit: Callable[[TaskRunContext], bool] = functools.partial(admit, dispatcher)
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)

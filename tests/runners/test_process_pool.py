@@ -118,6 +118,7 @@ def wait_for_cancel(marker: str, limit: float = 20.0) -> str:
     """Loops until the run's cancel flag turns on, then leaves a marker file."""
     ctx = get_run_context()
     assert ctx is not None
+    Path(marker + ".started").write_text("started")
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if ctx.cancel_requested():
@@ -347,6 +348,8 @@ def test_retries_run_again_in_a_worker_and_hooks_run_in_the_parent() -> None:
 def test_timeout_finishes_promptly_and_sets_the_cancel_flag(tmp_path: Path) -> None:
     marker = tmp_path / "flag"
     with ProcessPoolTaskRunner(max_workers=1) as runner:
+        # The worker process exists first, so the 0.5 s timeout times the body, not a spawn.
+        assert runner.submit(add, {"x": 0}).result() == 0
         started = time.monotonic()
         future = runner.submit(slow_with_timeout, {"marker": str(marker)})
         future.wait()
@@ -427,10 +430,10 @@ def test_cancel_all_cancels_queued_and_flags_running_runs(tmp_path: Path) -> Non
         running = runner.submit(wait_for_cancel, {"marker": str(marker)})
         queued = runner.map(add, {"x": range(3)})
         deadline = time.monotonic() + 20
-        while not running.state.is_running():
-            assert time.monotonic() < deadline
+        started = tmp_path / "flag.started"
+        while not started.exists():  # the body runs in its worker (spawning may be slow)
+            assert time.monotonic() < deadline, "the body never started"
             time.sleep(0.01)
-        time.sleep(0.5)  # let the body get going in its worker
         runner.cancel_all()
         running.wait()
         queued.wait()
