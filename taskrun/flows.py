@@ -40,6 +40,7 @@ from ._engine._flow_context import FlowRunContext
 from ._engine._vars import current_flow_run, flow_log_prints
 from ._engine._waiting import resolve_futures_to_results, resolve_results_async
 from ._hooks import check_hooks
+from ._observe._switches import FlowObserver, RecordOption, check_progress, check_record
 from ._results._service import flow_result_defaults
 from ._runners._base import TaskRunner
 from ._runners._thread import ThreadPoolTaskRunner
@@ -57,7 +58,7 @@ _FLOW_OPTIONS = (
     "name", "description", "version", "task_runner", "timeout_seconds", "log_prints", "retries",
     "retry_delay_seconds", "flow_run_name", "validate_parameters", "on_completion", "on_failure",
     "on_cancellation", "on_crashed", "on_running", "persist_result", "result_storage",
-    "result_serializer",
+    "result_serializer", "progress", "record",
 )
 
 
@@ -104,7 +105,8 @@ class Flow(Generic[P, R]):
                  on_completion: list[FlowHook] | None = None, on_failure: list[FlowHook] | None = None,
                  on_cancellation: list[FlowHook] | None = None, on_crashed: list[FlowHook] | None = None,
                  on_running: list[FlowHook] | None = None, persist_result: bool | None = None,
-                 result_storage: Any = None, result_serializer: Any = None) -> None:
+                 result_storage: Any = None, result_serializer: Any = None,
+                 progress: bool | None = None, record: RecordOption = None) -> None:
         self._binder: type | None = None
         if isinstance(fn, (classmethod, staticmethod)):
             self._binder = type(fn)
@@ -123,6 +125,10 @@ class Flow(Generic[P, R]):
             raise TypeError("flow_run_name must be a str with {param} fields, or a callable returning a str")
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", "flow"))
+        check_progress(progress, f"flow {self.name!r}")
+        check_record(record, f"flow {self.name!r}")
+        self.progress = progress
+        self.record = record
         self.description = description if description is not None else _doc_of(fn)
         self.version = version
         self._given_runner = task_runner
@@ -164,6 +170,7 @@ class Flow(Generic[P, R]):
             "on_cancellation": list(self.on_cancellation), "on_crashed": list(self.on_crashed),
             "on_running": list(self.on_running), "persist_result": self.persist_result,
             "result_storage": self.result_storage, "result_serializer": self.result_serializer,
+            "progress": self.progress, "record": self.record,
         }
 
     def with_options(self, **options: Any) -> Flow[P, R]:
@@ -260,6 +267,7 @@ class Flow(Generic[P, R]):
     def _call_sync(self, ctx: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any],
                    return_state: bool) -> Any:
         start = time.monotonic()
+        observer = FlowObserver.begin(ctx, self.progress, self.record)
         tokens = (current_flow_run.set(ctx), flow_log_prints.set(self.log_prints))
         _flow_context.enter_thread()
         try:
@@ -279,7 +287,8 @@ class Flow(Generic[P, R]):
                 except Exception as exc:
                     state = _failed(exc)
                 except BaseException as exc:
-                    self._finish_sync(ctx, Crashed(exc), start)
+                    observer.state = Crashed(exc)
+                    self._finish_sync(ctx, observer.state, start)
                     raise
                 finally:
                     ctx.task_runner = None
@@ -287,8 +296,10 @@ class Flow(Generic[P, R]):
                     break
                 _run_logging.log_flow_retry(ctx, state, ctx.attempt, self.retries, self.retry_delay_seconds)
                 time.sleep(self.retry_delay_seconds)
+            observer.state = state
             self._finish_sync(ctx, state, start)
         finally:
+            observer.end()
             _flow_context.leave_thread()
             flow_log_prints.reset(tokens[1])
             current_flow_run.reset(tokens[0])
@@ -358,6 +369,7 @@ class Flow(Generic[P, R]):
     async def _call_async(self, ctx: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any],
                           return_state: bool) -> Any:
         start = time.monotonic()
+        observer = FlowObserver.begin(ctx, self.progress, self.record)
         tokens = (current_flow_run.set(ctx), flow_log_prints.set(self.log_prints))
         _flow_context.enter_thread()
         try:
@@ -387,6 +399,7 @@ class Flow(Generic[P, R]):
                 except BaseException as exc:
                     final = Crashed(exc) if not _is_cancellation(exc) else State(
                         StateType.CANCELLED, message="the flow run was cancelled")
+                    observer.state = final
                     with anyio.CancelScope(shield=True):
                         await self._hooks_async(self._final_hooks(final), ctx, final)
                     _run_logging.flow_end_line(ctx, final, time.monotonic() - start)
@@ -397,9 +410,12 @@ class Flow(Generic[P, R]):
                     break
                 _run_logging.log_flow_retry(ctx, state, ctx.attempt, self.retries, self.retry_delay_seconds)
                 await anyio.sleep(self.retry_delay_seconds)
+            observer.state = state
             await self._hooks_async(self._final_hooks(state), ctx, state)
             _run_logging.flow_end_line(ctx, state, time.monotonic() - start)
         finally:
+            with anyio.CancelScope(shield=True):
+                await observer.end_async()
             _flow_context.leave_thread()
             flow_log_prints.reset(tokens[1])
             current_flow_run.reset(tokens[0])
@@ -448,6 +464,8 @@ def flow(
     persist_result: bool | None = None,
     result_storage: Any = None,
     result_serializer: Any = None,
+    progress: bool | None = None,
+    record: RecordOption = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -470,6 +488,9 @@ def flow(__fn: Any = None, **options: Any) -> Any:
       ``on_running``: hooks ``(flow, flow_run, state)``, or add them as decorators.
     - ``persist_result`` / ``result_storage`` / ``result_serializer``: defaults for the
       task runs of this flow (a task's own options win); see ``docs/caching.md``.
+    - ``progress``: show the progress of the flow's task runs (default: ``TASKRUN_PROGRESS=1``).
+    - ``record``: ``True`` or a path such as ``"runs.jsonl"`` (default: ``TASKRUN_RECORD``):
+      record the task runs; the final state's ``.report`` is then their Summary.
 
     Example::
 

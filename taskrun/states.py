@@ -17,9 +17,12 @@ from __future__ import annotations
 import datetime
 import enum
 import time
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from .exceptions import CancelledRun, CrashedRun, UpstreamTaskError
+
+if TYPE_CHECKING:
+    from ._observe._summary import Summary
 
 R = TypeVar("R")
 
@@ -63,7 +66,8 @@ class State(Generic[R]):
             print(state.name, state.message)
     """
 
-    __slots__ = ("_ts", "data", "message", "name", "type")
+    # _report: set only on a flow run's state, by a flow that records (see ``report``).
+    __slots__ = ("_report", "_ts", "data", "message", "name", "type")
 
     def __init__(
         self,
@@ -82,6 +86,18 @@ class State(Generic[R]):
     def timestamp(self) -> datetime.datetime:
         """When the run entered this state (UTC)."""
         return datetime.datetime.fromtimestamp(self._ts, tz=datetime.timezone.utc)
+
+    @property
+    def report(self) -> Summary | None:
+        """On a flow run's final state, when the flow recorded (``@flow(record=...)`` or
+        ``TASKRUN_RECORD``): the :class:`~taskrun.report.Summary` of its task runs. Else None.
+
+        Example::
+
+            state = nightly(return_state=True)
+            print(state.report)        # counts per task and state, slowest runs, failures
+        """
+        return getattr(self, "_report", None)
 
     def is_scheduled(self) -> bool:
         return self.type is StateType.SCHEDULED

@@ -36,6 +36,8 @@ from ._engine._vars import current_flow_run, current_run, current_runner, curren
 from ._engine._waiting import _wait_many, _wait_many_async
 from ._hooks import check_hooks
 from ._jitter import clamped_poisson_interval
+from ._observe import _events
+from ._observe._switches import check_progress
 from ._results._policies import NO_CACHE, CachePolicy, task_input_hash
 from ._results._service import results_config_from_options
 from .annotations import unmapped
@@ -443,23 +445,25 @@ class Task(Generic[P, R]):
         return future
 
     def map(self, *args: Any, wait_for: Iterable[TaskFuture[Any]] | None = None,
-            return_state: bool = False, **kwargs: Any) -> Any:
+            return_state: bool = False, progress: bool = False, **kwargs: Any) -> Any:
         """Submit one run per element of the iterable arguments.
 
         Lists, tuples, ranges, sets, generators and futures of lists are mapped over;
         ``str``, ``bytes`` and dicts are passed whole (map over ``d.keys()`` or
         ``d.items()`` explicitly). With ``return_state=True``, wait and return the
-        runs' final states, in input order.
+        runs' final states, in input order. ``progress=True`` shows a progress display
+        (a bar on a terminal, a line every few seconds elsewhere) until the runs are final.
 
         Example::
 
             futures = add.map([1, 2, 3], y=unmapped(10))
         """
         runner = self._runner("map")
+        check_progress(progress, f"{self.name}.map()")
         parameters = self._bind_for_map(args, kwargs)
         _refuse_coroutines(self.name, parameters)
         try:
-            futures = runner._map_bound(self, parameters, wait_for)
+            futures = runner._map_bound(self, parameters, wait_for, progress)
         except MappingMissingIterable as exc:
             dicts = [name for name, value in parameters.items() if isinstance(value, dict)]
             if not dicts:
@@ -562,6 +566,8 @@ class Task(Generic[P, R]):
         run = TaskRunContext(self, parameters, self.tags | current_tags.get(), contextvars.copy_context())
         if parent is not None:
             run._slot_run = parent._slot_run or parent
+        if _events.ACTIVE:
+            _events.emit_submitted(run)
         return run
 
     # ------------------------------------------------------------------ pickling

@@ -27,13 +27,15 @@ LAYERS: list[tuple[str, ...]] = [
     # which calls it (``_engine/_caching.py``).
     ("taskrun._results",),
     ("taskrun._core",),
+    # Observability: the engine emits into it, so it knows nothing of the engine.
+    ("taskrun._observe",),
     ("taskrun._engine",),
     ("taskrun.tasks",),
     ("taskrun._runners",),
     ("taskrun.flows",),
     ("taskrun.task_runners", "taskrun.futures", "taskrun.context", "taskrun.dask",
      "taskrun.demo", "taskrun.__main__", "taskrun.cache_policies", "taskrun.transactions",
-     "taskrun"),
+     "taskrun.events", "taskrun.report", "taskrun"),
 ]
 
 #: Function-level imports of taskrun modules that are allowed, and why.

@@ -18,6 +18,7 @@ import anyio
 from .._core._backend import RunCancelledSignal, is_cancellation
 from .._core._dispatch import PROMOTE
 from .._core._workers import Job, park
+from .._observe import _events
 from ..exceptions import TaskRunTimeout
 from ..states import Cancelled, Completed, Crashed, Failed, Running, Scheduled, State, StateType
 from . import _caching, _printing, _run_logging
@@ -48,6 +49,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
         future._set_state(state)
     timeout = task.timeout_seconds
     way = ex.way(task)
+    if _events.ACTIVE and way is not Way.PARK:  # a parked body says Running where it runs
+        _events.emit_state(run, state)
     try:
         if task._results is not None or FLOW_DEFAULTS:
             await _caching.begin(run, ex)  # raises Decided on a cache hit
@@ -58,7 +61,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
             run.attempt += 1
             try:
                 if way is Way.PARK:
-                    value = await park(run, Job(contextvars.copy_context(), task.fn, args, kwargs))
+                    body = _events.on_this_thread(run, task.fn, state) if _events.ACTIVE else task.fn
+                    value = await park(run, Job(contextvars.copy_context(), body, args, kwargs))
                 elif way is Way.CALL_SYNC:
                     value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
                 else:
@@ -101,6 +105,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
         _run_logging.log_final(run, state)
         if future is not None:
             future._finish(state)
+        elif _events.ACTIVE:  # a direct call has no future to emit it
+            _events.emit_finished(run, state)
         raise
     if task._results is not None or FLOW_DEFAULTS:
         await _caching.finish(run, state, ex)  # stores a Completed value, lets the key lock go
@@ -116,6 +122,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     _run_logging.log_final(run, state)
     if future is not None:
         future._finish(state)
+    elif _events.ACTIVE:
+        _events.emit_finished(run, state)
     return state
 
 
@@ -146,18 +154,22 @@ async def _wait_to_retry(run: TaskRunContext, state: State[Any], ex: Executor) -
             return state
     delay = task._retry_delay(run.attempt)
     _run_logging.log_retry(run, state, run.attempt, task.retries, delay)
+    waiting = Scheduled("AwaitingRetry", f"attempt {run.attempt} {state.name}; retrying in {delay:g} s")
     if future is not None:
-        future._set_state(Scheduled(
-            "AwaitingRetry", f"attempt {run.attempt} {state.name}; retrying in {delay:g} s"
-        ))
+        future._set_state(waiting)
+    if _events.ACTIVE:
+        _events.emit_state(run, waiting)
     try:
         await ex.sleep(run, delay)
     except RunCancelledSignal:
         return Cancelled()
     if run._cancel_requested:
         return Cancelled()
+    retrying = Running("Retrying", f"attempt {run.attempt + 1}")
     if future is not None:
-        future._set_state(Running("Retrying", f"attempt {run.attempt + 1}"))
+        future._set_state(retrying)
+    if _events.ACTIVE:
+        _events.emit_state(run, retrying)
     return None
 
 

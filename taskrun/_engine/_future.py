@@ -15,6 +15,7 @@ import anyio
 from .._core._backend import current_backend, in_event_loop_thread
 from .._core._dispatch import ThreadWaiter
 from .._core._workers import in_stepping_worker
+from .._observe import _events
 from ..states import State, StateType
 from ._vars import current_run
 
@@ -267,6 +268,8 @@ class TaskFuture(abc.ABC, Generic[R]):
             self._state = state
             self._final = True
             callbacks, self._callbacks = self._callbacks, None
+        if _events.ACTIVE and self._run is not None:  # every final state passes here, once
+            _events.emit_finished(self._run, state)
         if callbacks:
             for fn in callbacks:
                 _call_callback(fn, self)

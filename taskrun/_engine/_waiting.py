@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, TypeVar
 import anyio
 
 from .._core._backend import current_backend
+from .._observe._switches import check_progress, progress_for_futures
 from ._future import (
     TaskFuture,
     _await_until,
@@ -192,12 +193,12 @@ async def wait_async(
 
 
 def as_completed(
-    futures: Iterable[TaskFuture[Any]], timeout: float | None = None
+    futures: Iterable[TaskFuture[Any]], timeout: float | None = None, progress: bool = False
 ) -> Iterator[TaskFuture[Any]]:
     """Yield each future as it finishes (finished ones first).
 
     Raises :class:`TimeoutError`, naming how many are unfinished, when
-    ``timeout`` passes first.
+    ``timeout`` passes first. ``progress=True`` shows the runs' progress until all are final.
 
     Example::
 
@@ -205,11 +206,15 @@ def as_completed(
             print(future.result())
     """
     check_timeout(timeout)
+    check_progress(progress, "as_completed()")
     unique = list(dict.fromkeys(futures))
-    return _as_completed(unique, timeout)
+    return _as_completed(unique, timeout, progress)
 
 
-def _as_completed(unique: list[TaskFuture[Any]], timeout: float | None) -> Iterator[TaskFuture[Any]]:
+def _as_completed(unique: list[TaskFuture[Any]], timeout: float | None,
+                  progress: bool = False) -> Iterator[TaskFuture[Any]]:
+    if progress:
+        progress_for_futures(unique)  # ends by itself once every future is final
     deadline = None if timeout is None else time.monotonic() + timeout
     finished: queue.SimpleQueue[TaskFuture[Any]] = queue.SimpleQueue()
     pending = 0
@@ -232,9 +237,9 @@ def _as_completed(unique: list[TaskFuture[Any]], timeout: float | None) -> Itera
 
 
 async def as_completed_async(
-    futures: Iterable[TaskFuture[Any]], timeout: float | None = None
+    futures: Iterable[TaskFuture[Any]], timeout: float | None = None, progress: bool = False
 ) -> AsyncIterator[TaskFuture[Any]]:
-    """Async iterator yielding each future as it finishes.
+    """Async iterator yielding each future as it finishes (``progress=True``: with a display).
 
     Example::
 
@@ -242,7 +247,10 @@ async def as_completed_async(
             print(await future)
     """
     check_timeout(timeout)
+    check_progress(progress, "as_completed_async()")
     unique = list(dict.fromkeys(futures))
+    if progress:
+        progress_for_futures(unique)  # ends by itself once every future is final
     backend = current_backend()
     finished: list[TaskFuture[Any]] = []
     notifier_box: list[_LoopNotifier] = [_LoopNotifier(backend)]

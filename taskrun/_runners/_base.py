@@ -5,12 +5,14 @@ from __future__ import annotations
 import abc
 import contextvars
 import enum
+import os
 import queue
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
+import anyio
 from typing_extensions import Self
 
 from .._core._backend import current_backend, in_event_loop_thread
@@ -19,6 +21,15 @@ from .._engine._future import TaskFuture, _LoopNotifier
 from .._engine._record import TaskRunContext
 from .._engine._vars import current_runner, current_tags
 from .._engine._waiting import FutureList
+from .._observe import _events
+from .._observe._summary import Summary
+from .._observe._switches import (
+    NOT_RECORDING,
+    RunnerRecording,
+    check_progress,
+    progress_for_runs,
+    progress_for_stream,
+)
 from ..tasks import Task
 from ._mapping import split_parameters, stream_parameters
 
@@ -56,6 +67,8 @@ class TaskRunner(abc.ABC, Generic[F]):
     def __init__(self) -> None:
         self._state = RunnerState.NEW
         self._token: contextvars.Token[Any] | None = None
+        self._record_asked: tuple[str | os.PathLike[str] | None, bool] = (None, False)
+        self._recording: RunnerRecording | None = None
 
     # ------------------------------------------------------------------ identity
 
@@ -109,6 +122,9 @@ class TaskRunner(abc.ABC, Generic[F]):
             if dependencies:
                 run.add_dependencies(dependencies)
             runs.append(run)
+        if _events.ACTIVE:
+            for run in runs:
+                _events.emit_submitted(run)
         return runs
 
     @abc.abstractmethod
@@ -138,12 +154,13 @@ class TaskRunner(abc.ABC, Generic[F]):
         return self._submit_runs(self._new_runs(task, [parameters], wait_for))[0]
 
     def map(self, task: Task[Any, Any], parameters: dict[str, Any],
-            wait_for: Iterable[TaskFuture[Any]] | None = None) -> FutureList[F]:
+            wait_for: Iterable[TaskFuture[Any]] | None = None, progress: bool = False) -> FutureList[F]:
         """Submit one run per element of the iterable parameters.
 
         Iterables are split; everything else (and ``unmapped(...)``) is passed to
         every run. A future whose result is a list is mapped over. Raises
         :class:`MappingLengthMismatch` or :class:`MappingMissingIterable`.
+        ``progress=True`` shows the runs' progress until they are all final.
 
         Example::
 
@@ -152,30 +169,35 @@ class TaskRunner(abc.ABC, Generic[F]):
         self._check_open()
         if not isinstance(parameters, dict):
             raise TypeError(f"parameters must be a dict, got {type(parameters).__name__}")
-        return self._map(_check_task(task), parameters, wait_for, check=True)
+        check_progress(progress, "map()")
+        return self._map(_check_task(task), parameters, wait_for, check=True, progress=progress)
 
     def _map_bound(self, task: Task[Any, Any], parameters: dict[str, Any],
-                   wait_for: Iterable[TaskFuture[Any]] | None) -> FutureList[F]:
+                   wait_for: Iterable[TaskFuture[Any]] | None, progress: bool = False) -> FutureList[F]:
         """:meth:`map` for parameters bound by ``task.map`` (checked already)."""
         self._check_open()
-        return self._map(task, parameters, wait_for, check=False)
+        return self._map(task, parameters, wait_for, check=False, progress=progress)
 
     def _map(self, task: Task[Any, Any], parameters: dict[str, Any],
-             wait_for: Iterable[TaskFuture[Any]] | None, check: bool) -> FutureList[F]:
+             wait_for: Iterable[TaskFuture[Any]] | None, check: bool,
+             progress: bool = False) -> FutureList[F]:
         # Splitting may wait for a future's result: the collector stays on for that.
         params_list = split_parameters(task.name, parameters)
         if check and params_list:
             task.check_parameters(params_list[0])
         with collector_paused():
-            return FutureList(self._submit_runs(self._new_runs(task, params_list, wait_for)))
+            runs = self._new_runs(task, params_list, wait_for)
+            if progress:
+                progress_for_runs(task.name, runs)  # ends by itself when the runs are final
+            return FutureList(self._submit_runs(runs))
 
     def _default_in_flight(self) -> int:
         return 2 * int(getattr(self, "max_workers", 8))
 
     def imap(self, task: Task[Any, Any], parameters: dict[str, Any], max_in_flight: int | None = None,
-             ordered: bool = True) -> Iterator[Any]:
+             ordered: bool = True, progress: bool = False) -> Iterator[Any]:
         """Streaming map for sync code: yields results, with at most ``max_in_flight``
-        runs alive (default: twice ``max_workers``).
+        runs alive (default: twice ``max_workers``). ``progress=True`` shows their progress.
 
         Iterables (generators too) are read lazily. Results come in input order
         when ``ordered``, else as they finish. A failed run raises when its
@@ -187,9 +209,10 @@ class TaskRunner(abc.ABC, Generic[F]):
                 total += value
         """
         self._check_open()
+        check_progress(progress, "imap()")
         limit = self._check_in_flight(max_in_flight)
         items = stream_parameters(_check_task(task).name, parameters)
-        return self._imap(task, items, limit, ordered)
+        return self._imap(task, items, limit, ordered, parameters if progress else None)
 
     def _check_in_flight(self, max_in_flight: int | None) -> int:
         if max_in_flight is None:
@@ -199,9 +222,10 @@ class TaskRunner(abc.ABC, Generic[F]):
         return max_in_flight
 
     def _imap(self, task: Task[Any, Any], items: Iterator[dict[str, Any]], limit: int,
-              ordered: bool) -> Iterator[Any]:
+              ordered: bool, shown_for: dict[str, Any] | None = None) -> Iterator[Any]:
         finished: queue.SimpleQueue[TaskFuture[Any]] = queue.SimpleQueue()
         stream = _Stream(self, task, items, limit, None if ordered else finished.put)
+        shown = progress_for_stream(task.name, shown_for) if shown_for is not None else None
         try:
             while True:
                 stream.fill()
@@ -216,9 +240,12 @@ class TaskRunner(abc.ABC, Generic[F]):
                 yield future.result()
         finally:
             stream.cancel_rest()
+            if shown is not None:
+                shown.close_later()
 
     async def aimap(self, task: Task[Any, Any], parameters: dict[str, Any],
-                    max_in_flight: int | None = None, ordered: bool = True) -> AsyncIterator[Any]:
+                    max_in_flight: int | None = None, ordered: bool = True,
+                    progress: bool = False) -> AsyncIterator[Any]:
         """The async-iterator twin of :meth:`imap`.
 
         Example::
@@ -227,6 +254,7 @@ class TaskRunner(abc.ABC, Generic[F]):
                 print(value)
         """
         self._check_open()
+        check_progress(progress, "aimap()")
         limit = self._check_in_flight(max_in_flight)
         items = stream_parameters(_check_task(task).name, parameters)
         done: deque[TaskFuture[Any]] = deque()
@@ -243,6 +271,7 @@ class TaskRunner(abc.ABC, Generic[F]):
                 wake(None)
 
         stream = _Stream(self, task, items, limit, None if ordered else on_done)
+        shown = progress_for_stream(task.name, parameters) if progress else None
         try:
             while True:
                 stream.fill()
@@ -262,6 +291,8 @@ class TaskRunner(abc.ABC, Generic[F]):
                 yield stream.take(first).result()
         finally:
             stream.cancel_rest()
+            if shown is not None:
+                shown.close_later()
 
     # ------------------------------------------------------------------ cancellation
 
@@ -288,6 +319,7 @@ class TaskRunner(abc.ABC, Generic[F]):
         self._open_sync()
         self._state = RunnerState.OPEN
         self._token = current_runner.set(self)
+        self._recording = RunnerRecording.open(*self._record_asked)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -296,12 +328,15 @@ class TaskRunner(abc.ABC, Generic[F]):
         finally:
             self._state = RunnerState.CLOSED
             self._reset_current()
+            if self._recording is not None:
+                self._recording.close()
 
     async def __aenter__(self) -> Self:
         self._enter_state()
         await self._open_async()
         self._state = RunnerState.OPEN
         self._token = current_runner.set(self)
+        self._recording = RunnerRecording.open(*self._record_asked)
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -310,6 +345,41 @@ class TaskRunner(abc.ABC, Generic[F]):
         finally:
             self._state = RunnerState.CLOSED
             self._reset_current()
+            if self._recording is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._recording.close)
+
+    # ------------------------------------------------------------------ records
+
+    def record(self, path: str | os.PathLike[str] | None = None) -> Self:
+        """Record this runner's runs while it is open, for :meth:`summary`; ``path`` also
+        appends one JSON line per run there. Returns the runner, to enter it.
+
+        Example::
+
+            with ThreadPoolTaskRunner().record("runs.jsonl") as runner:
+                runner.map(square, {"x": range(10)}).wait()
+            print(runner.summary())
+        """
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"record() takes a file path such as 'runs.jsonl' (or nothing), got {path!r}")
+        self._record_asked = (path, True)
+        if self._state is RunnerState.OPEN and self._recording is None:
+            self._recording = RunnerRecording.open(path, True)
+        return self
+
+    def summary(self) -> Summary:
+        """Counts per task and state, the slowest runs, failures, retries and cached runs
+        of the runs recorded while this runner was open (see :meth:`record`; with
+        ``TASKRUN_RECORD`` set, runners outside flows record by themselves).
+
+        Example::
+
+            print(runner.summary())
+        """
+        if self._recording is None:
+            raise RuntimeError(NOT_RECORDING)
+        return self._recording.summary()
 
     def _reset_current(self) -> None:
         token, self._token = self._token, None

@@ -31,6 +31,7 @@ from .._engine._future import TaskFuture
 from .._engine._logging import _ensure_default_handler
 from .._engine._record import TaskRunContext
 from .._engine._vars import current_run, current_tags, flow_log_prints
+from .._observe._otel import attach_carrier, carrier_of
 from .._plain import PLAIN_SCALARS
 from ..exceptions import TaskRunError
 from ..tasks import Task
@@ -218,6 +219,7 @@ class RunSnapshot(NamedTuple):
     context_tags: frozenset[str]
     flow_log_prints: bool
     log_level: int
+    trace: dict[str, str] | None = None  # the run's trace context, when tracing
 
 
 def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None) -> RunSnapshot:
@@ -235,6 +237,7 @@ def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None) -
         context.get(current_tags, frozenset()),
         context.get(flow_log_prints, False),
         logging.getLogger(RUN_LOGGER).getEffectiveLevel(),
+        carrier_of(context),
     )
 
 
@@ -243,6 +246,9 @@ class RemoteRunContext(TaskRunContext):
 
     __slots__ = ("_cancel_check",)
     _cancel_check: Callable[[], bool] | None
+    #: Events of this copy are not delivered: the submitter reports the run (a Dask
+    #: worker may share the submitter's process).
+    _remote_copy = True
 
     def cancel_requested(self) -> bool:
         check = self._cancel_check
@@ -268,6 +274,8 @@ def _enter_run(run: RemoteRunContext, snap: RunSnapshot) -> None:
     current_run.set(run)
     current_tags.set(snap.context_tags)
     flow_log_prints.set(snap.flow_log_prints)
+    if snap.trace:
+        attach_carrier(snap.trace)
     if snap.log_prints:
         _printing.install()
     logger = logging.getLogger(RUN_LOGGER)

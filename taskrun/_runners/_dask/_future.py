@@ -11,7 +11,8 @@ import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..._engine._future import TaskFuture, _lock
-from ...states import Cancelled, Crashed, Failed, State, StateType
+from ..._observe import _events
+from ...states import Cancelled, Crashed, Failed, Running, State, StateType
 from .._remote import attach_traceback, emit_records
 from ._outcome import RunRef
 
@@ -129,6 +130,8 @@ class DistributedFuture(TaskFuture[R]):
             run._name = outcome.name
         if outcome.logs:
             emit_records(outcome.logs)
+        if _events.ACTIVE and run is not None and outcome.started is not None:
+            _events.emit_state(run, Running(), worker=outcome.where, at=outcome.started)
         state = outcome.state
         if state.type is StateType.FAILED and isinstance(state.data, BaseException):
             attach_traceback(state.data, outcome.traceback)

@@ -11,17 +11,20 @@ from ...states import State
 class RemoteOutcome:
     """The final state of a run executed on a Dask worker, and what came with it."""
 
-    __slots__ = ("logs", "name", "state", "traceback")
+    __slots__ = ("logs", "name", "started", "state", "traceback", "where")
 
     def __init__(self, state: State[Any], name: str, logs: list[dict[str, Any]],
-                 traceback: str | None) -> None:
+                 traceback: str | None, started: float | None = None, where: str | None = None) -> None:
         self.state = state
         self.name = name
         self.logs = logs
         self.traceback = traceback
+        #: When the run started on the worker (``time.time()``), and which worker it was.
+        self.started = started
+        self.where = where
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return RemoteOutcome, (self.state, self.name, self.logs, self.traceback)
+        return RemoteOutcome, (self.state, self.name, self.logs, self.traceback, self.started, self.where)
 
 
 class RunRef:

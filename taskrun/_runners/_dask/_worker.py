@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Coroutine
 from typing import Any
@@ -155,6 +156,7 @@ def run_on_worker(payload: bytes, upstream: tuple[Any, ...] = ()) -> RemoteOutco
     run, context = rebuild_run(task, snap._replace(parameters=parameters), _cancel_check())
     logs: list[dict[str, Any]] = []
     capture_logs(context, logs.append)
+    started = time.time()
     if task.isasync:
         state = context.run(asyncio.run, drive(run, _CheckedAsync()))
     else:
@@ -162,4 +164,14 @@ def run_on_worker(payload: bytes, upstream: tuple[Any, ...] = ()) -> RemoteOutco
     text: str | None = None
     if state.type is StateType.FAILED and isinstance(state.data, BaseException):
         state.data, text = pack_exception(state.data)
-    return RemoteOutcome(state, run.task_run_name, logs, text)
+    return RemoteOutcome(state, run.task_run_name, logs, text, started, _where())
+
+
+def _where() -> str | None:
+    """The address of the Dask worker running this, or None outside one."""
+    try:
+        from distributed import get_worker  # noqa: PLC0415 - imported without Dask
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return None

@@ -21,6 +21,7 @@ from ... import settings
 from ..._core._dispatch import Dispatcher
 from ..._engine._executors import Executor, RunnerExecutor, Way
 from ..._engine._record import TaskRunContext
+from ..._observe import _events
 from ...tasks import Task
 from .._remote import RemoteError, RemoteTraceback, snapshot_of
 from .._thread import ThreadPoolTaskRunner
@@ -58,6 +59,9 @@ class ProcessExecutor(RunnerExecutor):
         except BaseException:
             self.pool.abandon(call)
             raise
+        finally:
+            if _events.ACTIVE and call.worker is not None:
+                _events.emit_placed(run, f"pid {call.worker.process.pid}")
 
 
 class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
