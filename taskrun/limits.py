@@ -44,7 +44,7 @@ from ._limits._registry import REGISTRY, Limit, Scope, validate
 __all__ = ["Limit", "get", "list", "reload", "remove", "set"]
 
 
-def set(  # noqa: A001 - the contract's name
+def set(
     name: str, limit: int, *, slot_decay_per_second: float | None = None, scope: Scope = "process"
 ) -> Limit:
     """Define (or redefine) the limit ``name`` in this process and return it.
@@ -90,7 +90,7 @@ def remove(name: str) -> bool:
     return REGISTRY.remove(name)
 
 
-def list() -> builtins.list[Limit]:  # noqa: A001 - the contract's name
+def list() -> builtins.list[Limit]:
     """Every limit in force, sorted by name.
 
     Example::

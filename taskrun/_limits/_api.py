@@ -105,7 +105,9 @@ def _rate_error(limit: Limit) -> ValueError:
     )
 
 
-def _reserve(rates: list[Limit], occupy: int, timeout: float | None) -> tuple[float, list[Callable[[], object]]]:
+def _reserve(
+    rates: list[Limit], occupy: int, timeout: float | None
+) -> tuple[float, list[Callable[[], object]]]:
     wait = 0.0
     undo: list[Callable[[], object]] = []
     try:
@@ -139,7 +141,7 @@ class _Held:
             self.permits.pop().release()
 
 
-class concurrency:  # noqa: N801 - a context-manager object named like the function users call
+class concurrency:
     """Hold ``occupy`` slots of every named limit while inside; ``with`` or ``async with``.
 
     ``names`` is a limit name or a list of them. A name with no limit defined is
@@ -222,7 +224,7 @@ class concurrency:  # noqa: N801 - a context-manager object named like the funct
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         held = self._held.pop()
-        if type(held) is _Slots:
+        if isinstance(held, _Slots):
             _local.release_one(held, self._occupy)
         elif held is not None:
             held.release()
@@ -240,7 +242,9 @@ class concurrency:  # noqa: N801 - a context-manager object named like the funct
                 wait, undo = await _reserve_async(plan.rates, occupy, timeout)
                 await _bucket.sleep_async(undo, wait)
             if plan.local:
-                held.permits.append(await _local.acquire_async(_local.states_for(plan.local), occupy, timeout))
+                held.permits.append(
+                    await _local.acquire_async(_local.states_for(plan.local), occupy, timeout)
+                )
             else:
                 await anyio.lowlevel.checkpoint()
             if plan.machine:

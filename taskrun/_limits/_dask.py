@@ -52,7 +52,9 @@ def _semaphore(name: str, limit: int) -> Any:
     key = (get_worker().scheduler.address, name, limit)
     sem = _semaphores.get(key)
     if sem is None:
-        sem = _semaphores[key] = Semaphore(max_leases=limit, name=f"taskrun-limit-{name}")
+        sem = _semaphores[key] = Semaphore(  # type: ignore[no-untyped-call]
+            max_leases=limit, name=f"taskrun-limit-{name}"
+        )
     return sem
 
 
@@ -88,6 +90,10 @@ def _take(sem: Any, occupy: int, held: list[Any], deadline: float | None) -> boo
                 held.append(sem)
                 break
     return True
+
+
+def _acquire_one(sem: Any, timeout: float) -> bool:
+    return bool(sem.acquire(timeout=timeout))
 
 
 def _check(limits: Sequence[tuple[str, int]], occupy: int) -> None:
@@ -135,7 +141,7 @@ async def acquire_async(limits: Sequence[tuple[str, int]], occupy: int, timeout:
                     if left is not None and left <= 0:
                         raise LimitTimeout(name, timeout or 0.0)
                     wait = _POLL if left is None else min(_POLL, left)
-                    if await anyio.to_thread.run_sync(lambda s=sem, w=wait: s.acquire(timeout=w)):
+                    if await anyio.to_thread.run_sync(_acquire_one, sem, wait):
                         held.append(sem)
                         break
     except BaseException:

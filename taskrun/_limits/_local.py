@@ -259,7 +259,9 @@ def try_acquire(states: Sequence[_Slots], occupy: int) -> Permit | None:
     return Permit(states, occupy)
 
 
-def notify_when_free(states: Sequence[_Slots], occupy: int, callback: Callable[[], object]) -> _Watcher | None:
+def notify_when_free(
+    states: Sequence[_Slots], occupy: int, callback: Callable[[], object]
+) -> _Watcher | None:
     """Call ``callback()`` once, from any thread, when :func:`try_acquire` might succeed.
 
     If it might succeed now, ``callback`` is called at once (in this thread) and

@@ -106,7 +106,9 @@ class _Heartbeat:
             for lease in ids:
                 self._held[lease] = (path, ttl)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="taskrun-limits-heartbeat", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="taskrun-limits-heartbeat", daemon=True
+                )
                 self._thread.start()
 
     def remove(self, ids: Sequence[str]) -> None:
@@ -142,9 +144,7 @@ class _Heartbeat:
         now = time.time()
         for lease, (path, ttl) in held.items():
             try:
-                cur = _connect(path).execute(
-                    "UPDATE leases SET expires = ? WHERE id = ?", (now + ttl, lease)
-                )
+                cur = _connect(path).execute("UPDATE leases SET expires = ? WHERE id = ?", (now + ttl, lease))
                 if cur.rowcount == 0:
                     logger.warning("machine-scope lease %s expired before it could be renewed", lease)
             except sqlite3.Error:
@@ -196,14 +196,16 @@ def try_acquire(limits: Sequence[tuple[str, int]], occupy: int) -> MachinePermit
     try:
         conn.execute("DELETE FROM leases WHERE expires < ?", (now,))
         for name, limit in limits:
-            (used,) = conn.execute("SELECT COALESCE(SUM(slots), 0) FROM leases WHERE name = ?", (name,)).fetchone()
+            (used,) = conn.execute(
+                "SELECT COALESCE(SUM(slots), 0) FROM leases WHERE name = ?", (name,)
+            ).fetchone()
             if used + occupy > limit:
                 conn.execute("COMMIT")
                 return None
         ids = [uuid.uuid4().hex for _ in limits]
         conn.executemany(
             "INSERT INTO leases (id, name, slots, expires, pid) VALUES (?, ?, ?, ?, ?)",
-            [(i, name, occupy, now + ttl, os.getpid()) for i, (name, _) in zip(ids, limits)],
+            [(i, name, occupy, now + ttl, os.getpid()) for i, (name, _) in zip(ids, limits, strict=True)],
         )
         conn.execute("COMMIT")
     except BaseException:
@@ -251,7 +253,9 @@ def acquire_sync(limits: Sequence[tuple[str, int]], occupy: int, timeout: float 
         hooks.after_block()
 
 
-async def acquire_async(limits: Sequence[tuple[str, int]], occupy: int, timeout: float | None) -> MachinePermit:
+async def acquire_async(
+    limits: Sequence[tuple[str, int]], occupy: int, timeout: float | None
+) -> MachinePermit:
     """As :func:`acquire_sync`; each database call runs in a worker thread."""
     _check(limits, occupy)
     permit = await anyio.to_thread.run_sync(try_acquire, limits, occupy)
@@ -292,7 +296,8 @@ def reserve(name: str, limit: int, decay: float, occupy: int, timeout: float | N
             conn.execute("COMMIT")
             raise LimitTimeout(name, timeout, "rate tokens")
         conn.execute(
-            "INSERT OR REPLACE INTO buckets (name, active, updated) VALUES (?, ?, ?)", (name, active + occupy, now)
+            "INSERT OR REPLACE INTO buckets (name, active, updated) VALUES (?, ?, ?)",
+            (name, active + occupy, now),
         )
         conn.execute("COMMIT")
     except LimitTimeout:

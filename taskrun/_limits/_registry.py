@@ -89,9 +89,7 @@ def validate(
             "(e.g. 'db' or 'tag:db')"
         )
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ValueError(
-            f"{where}: limit {name!r} must be an int >= 0 (the number of slots), got {limit!r}"
-        )
+        raise ValueError(f"{where}: limit {name!r} must be an int >= 0 (the number of slots), got {limit!r}")
     decay: float | None = None
     if slot_decay_per_second is not None:
         if isinstance(slot_decay_per_second, bool) or not isinstance(slot_decay_per_second, (int, float)):
@@ -107,7 +105,7 @@ def validate(
             )
     if scope not in SCOPES:
         raise ValueError(f"{where}: scope of {name!r} must be 'process' or 'machine', got {scope!r}")
-    return Limit(name, limit, decay, cast(Scope, scope), source)
+    return Limit(name, limit, decay, scope, source)
 
 
 def parse_env(raw: str) -> dict[str, Limit]:
@@ -173,8 +171,12 @@ def parse_file(path: Path) -> dict[str, Limit]:
                     f"'scope'; unknown keys: {sorted(unknown)}"
                 )
             out[name] = validate(
-                name, value["limit"], value.get("slot_decay_per_second"), value.get("scope", "process"),
-                where=where, source="file",
+                name,
+                value["limit"],
+                value.get("slot_decay_per_second"),
+                value.get("scope", "process"),
+                where=where,
+                source="file",
             )
         else:
             out[name] = validate(name, value, where=where, source="file")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -92,7 +93,11 @@ def test_occupy_and_several_names() -> None:
                 ga.leave()
 
     run_threads(3, work_ab)
-    run_threads(6, lambda: (work_a(), work_ab())[0])
+    def both() -> None:
+        work_a()
+        work_ab()
+
+    run_threads(6, both)
     assert ga.high <= 4 and gb.high <= 2
     assert_idle("a")
     assert_idle("b")
@@ -121,12 +126,17 @@ def test_fifo_order() -> None:
     for i in range(5):
         t = threading.Thread(target=lambda i=i: _take_and_record("db", i, order))
         t.start()
-        _wait_until(lambda i=i: statistics("db").waiting == i + 1)  # type: ignore[union-attr]
+        _wait_until(functools.partial(_waiting_is, "db", i + 1))
         threads.append(t)
     held.__exit__(None, None, None)
     for t in threads:
         t.join(5)
     assert order == [0, 1, 2, 3, 4]
+
+
+def _waiting_is(name: str, n: int) -> bool:
+    stats = statistics(name)
+    return stats is not None and stats.waiting == n
 
 
 def _take_and_record(name: str, i: int, order: list[int]) -> None:

@@ -52,10 +52,17 @@ def timed_out(path: str) -> str:
 def cluster(isolated_limits: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     monkeypatch.setenv("TASKRUN_LIMITS", "tag:db=2")  # the workers read it when they start
     limits.reload()
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=3, processes=True, host="127.0.0.1", dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # the scheduler's HTTP API on loopback
-    ) as cl, distributed.Client(cl) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=3,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # the scheduler's HTTP API on loopback
+        ) as cl,
+        distributed.Client(cl) as client,
+    ):
         yield client
 
 

@@ -66,7 +66,9 @@ def procs() -> Iterator[list[subprocess.Popen[str]]]:
             p.stdout.close()
 
 
-def spawn(procs: list[subprocess.Popen[str]], env: dict[str, str], code: str, *args: str) -> subprocess.Popen[str]:
+def spawn(
+    procs: list[subprocess.Popen[str]], env: dict[str, str], code: str, *args: str
+) -> subprocess.Popen[str]:
     p = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, text=True)
     procs.append(p)
     return p

@@ -40,7 +40,7 @@ def test_env_errors_name_the_variable_and_fix(raw: str) -> None:
 def test_precedence_set_over_env_over_file(isolated_limits: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     isolated_limits.mkdir(parents=True)
     (isolated_limits / "limits.toml").write_text(
-        '[limits]\ndb = 1\nfile_only = 7\napi = { limit = 4, slot_decay_per_second = 2 }\n'
+        "[limits]\ndb = 1\nfile_only = 7\napi = { limit = 4, slot_decay_per_second = 2 }\n"
         'gpu = { limit = 1, scope = "machine" }\n'
     )
     monkeypatch.setenv("TASKRUN_LIMITS", "db=2,env_only=3")
@@ -96,7 +96,9 @@ def test_set_errors(kwargs: dict[str, object], match: str) -> None:
     assert limits.list() == []
 
 
-def test_toml_fallbacks_when_tomllib_is_missing(isolated_limits: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_toml_fallbacks_when_tomllib_is_missing(
+    isolated_limits: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
 
     isolated_limits.mkdir(parents=True)
