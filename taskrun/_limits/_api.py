@@ -29,8 +29,10 @@ from ._errors import check_occupy, check_timeout
 from ._registry import REGISTRY, Limit
 
 logger = logging.getLogger("taskrun.limits")
-_fast = _local.fast
-_lock = _local._lock
+_fast_get = _local.fast.get
+_acquire = _local._lock.acquire
+_release = _local._lock.release
+_UNSET = object()
 _Slots = _local._Slots
 _modules = sys.modules
 _DASK_WORKER = "distributed.worker"
@@ -165,7 +167,7 @@ class concurrency:
             await aquery()
     """
 
-    __slots__ = ("_held", "_names", "_occupy", "_strict", "_timeout")
+    __slots__ = ("_held", "_names", "_occupy", "_stack", "_strict", "_timeout")
 
     def __init__(
         self,
@@ -174,32 +176,56 @@ class concurrency:
         timeout_seconds: float | None = None,
         strict: bool = False,
     ) -> None:
-        self._names = (names,) if type(names) is str else normalize_names(names)
+        # a single name stays a str: the fast path's one dict lookup
+        self._names: str | tuple[str, ...] = names if type(names) is str else normalize_names(names)
         self._occupy = occupy if type(occupy) is int and occupy > 0 else check_occupy(occupy)
         self._timeout = None if timeout_seconds is None else check_timeout(timeout_seconds)
         self._strict = strict
-        self._held: list[_Held | _local.Permit | _Slots | None] = []
+        self._held: object = _UNSET
+        self._stack: list[object] | None = None
+
+    def _push(self, held: object) -> None:
+        if self._held is _UNSET:
+            self._held = held
+        else:  # the same object entered again while inside
+            if self._stack is None:
+                self._stack = []
+            self._stack.append(held)
+
+    def _pop(self) -> object:
+        stack = self._stack
+        if stack:
+            return stack.pop()
+        held, self._held = self._held, _UNSET
+        return held
 
     def __enter__(self) -> None:
         names = self._names
-        if len(names) == 1:
-            state = _fast.get(names[0])
+        if type(names) is str:
+            state = _fast_get(names)
             if state is not None and (_DASK_WORKER not in _modules or not _dask.in_dask_worker()):
                 occupy = self._occupy
-                _lock.acquire()
+                _acquire()
                 if not state.queue and state.used + occupy <= state.limit:
                     state.used += occupy
-                    _lock.release()
+                    _release()
+                    held: object = state
                 else:
-                    _lock.release()
-                    self._held.append(_local.acquire_sync((state,), occupy, self._timeout))
-                    return
-                self._held.append(state)
+                    _release()
+                    held = _local.acquire_sync((state,), occupy, self._timeout)
+                if self._held is _UNSET:
+                    self._held = held
+                else:
+                    self._push(held)
                 return
-        self._held.append(self._enter_sync())
+        self._push(self._enter_sync())
+
+    def _name_tuple(self) -> tuple[str, ...]:
+        names = self._names
+        return (names,) if isinstance(names, str) else names
 
     def _enter_sync(self) -> _Held | None:
-        limits = _resolve(self._names, self._strict, "concurrency")
+        limits = _resolve(self._name_tuple(), self._strict, "concurrency")
         if not limits:
             return None
         plan, occupy, timeout = _Plan(limits, concurrency=True), self._occupy, self._timeout
@@ -223,17 +249,27 @@ class concurrency:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        held = self._held.pop()
-        if isinstance(held, _Slots):
-            _local.release_one(held, self._occupy)
-        elif held is not None:
+        stack = self._stack
+        if stack:
+            held = stack.pop()
+        else:
+            held, self._held = self._held, _UNSET
+        if type(held) is _Slots:
+            _acquire()
+            held.used -= self._occupy
+            if held.queue or held.watchers:
+                _release()
+                _local.release_one(held, 0)  # hand the freed slots on
+            else:
+                _release()
+        elif isinstance(held, (_Held, _local.Permit)):
             held.release()
 
     async def __aenter__(self) -> None:
-        limits = _resolve(self._names, self._strict, "concurrency")
+        limits = _resolve(self._name_tuple(), self._strict, "concurrency")
         if not limits:
             await anyio.lowlevel.checkpoint()
-            self._held.append(None)
+            self._push(None)
             return
         plan, occupy, timeout = _Plan(limits, concurrency=True), self._occupy, self._timeout
         held = _Held()
@@ -258,12 +294,12 @@ class concurrency:
             else:
                 held.release()
             raise
-        self._held.append(held)
+        self._push(held)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        held = self._held.pop()
+        held = self._pop()
         if held is None:
             return
         if isinstance(held, _Slots):
@@ -271,7 +307,7 @@ class concurrency:
         elif isinstance(held, _Held) and any(not isinstance(p, _local.Permit) for p in held.permits):
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(held.release)
-        else:
+        elif isinstance(held, (_Held, _local.Permit)):
             held.release()
 
 

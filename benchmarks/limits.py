@@ -1,0 +1,135 @@
+"""``python -m benchmarks.limits``: the limits room's figures, printed side by side.
+
+- uncontended ``concurrency()`` enter + exit in one process (target <= 2 us), with
+  a bare ``threading.Lock`` ``with`` as the machine's yardstick;
+- ``rate_limit`` at 100/s over 10 s from 8 threads (target: within +-5 % of 100/s).
+
+``--quick`` shortens the rate run to 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+
+import taskrun.limits as limits
+from taskrun._limits import concurrency, rate_limit
+
+
+def _per_call(fn: object, n: int) -> float:
+    start = time.perf_counter()
+    fn(n)  # type: ignore[operator]
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def _new_objects(n: int) -> None:
+    for _ in range(n):
+        with concurrency("bench-db"):
+            pass
+
+
+def _one_object(n: int) -> None:
+    c = concurrency("bench-db")
+    for _ in range(n):
+        with c:
+            pass
+
+
+class _Noop:
+    __slots__ = ("a", "b", "c", "d", "e")
+
+    def __init__(self, a: str, b: int = 1, c: float | None = None, d: bool = False) -> None:
+        self.a, self.b, self.c, self.d, self.e = a, b, c, d, None
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _noop_cm(n: int) -> None:
+    for _ in range(n):
+        with _Noop("bench-db"):
+            pass
+
+
+def _bare_lock(n: int) -> None:
+    lock = threading.Lock()
+    for _ in range(n):
+        with lock:
+            pass
+
+
+def uncontended(rounds: int = 7, n: int = 100_000) -> dict[str, float]:
+    limits.set("bench-db", 8)
+    results: dict[str, list[float]] = {
+        "concurrency(name) each time": [],
+        "one object reused": [],
+        "no-op context-manager object": [],
+        "bare Lock": [],
+    }
+    for _ in range(rounds):  # alternate, so all three see the same noise
+        results["concurrency(name) each time"].append(_per_call(_new_objects, n))
+        results["one object reused"].append(_per_call(_one_object, n))
+        results["no-op context-manager object"].append(_per_call(_noop_cm, n))
+        results["bare Lock"].append(_per_call(_bare_lock, n))
+    limits.remove("bench-db")
+    return {k: statistics.median(v) for k, v in results.items()}
+
+
+def rate(seconds: float, per_second: int = 100, threads: int = 8) -> tuple[int, float]:
+    limits.set("bench-api", per_second, slot_decay_per_second=per_second)
+    rate_limit("bench-api", occupy=per_second)  # empty the bucket: measure the steady rate
+    count = 0
+    lock = threading.Lock()
+    start = time.monotonic()
+    deadline = start + seconds
+
+    def work() -> None:
+        nonlocal count
+        while True:
+            rate_limit("bench-api")
+            if time.monotonic() > deadline:
+                return
+            with lock:
+                count += 1
+
+    pool = [threading.Thread(target=work, name=f"bench-rate-{i}") for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    limits.remove("bench-api")
+    return count, count / seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TASKRUN_HOME", tempfile.mkdtemp(prefix="taskrun-bench-"))
+    os.environ.pop("TASKRUN_LIMITS", None)
+    limits.reload()
+    print("uncontended concurrency() enter + exit (median of 7 x 100k, us per call):")
+    figures = uncontended()
+    for name, us in figures.items():
+        print(f"  {name:<30} {us:6.2f} us")
+    target = figures["concurrency(name) each time"]
+    print(f"  target <= 2 us: {'ok' if target <= 2 else 'MISS'}")
+    seconds = 3.0 if args.quick else 10.0
+    count, achieved = rate(seconds)
+    error = (achieved - 100) / 100
+    print(
+        f"rate_limit 100/s over {seconds:g} s from 8 threads: {count} calls, {achieved:.1f}/s ({error:+.1%})"
+    )
+    print(f"  target within +-5 %: {'ok' if abs(error) <= 0.05 else 'MISS'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
