@@ -2,6 +2,8 @@
 
 - uncontended ``concurrency()`` enter + exit in one process (target <= 2 us), with
   a bare ``threading.Lock`` ``with`` as the machine's yardstick;
+- 10k mixed sync/async acquisitions under limits 1, 3 and 8: the highest
+  concurrency observed never exceeds the limit and every acquisition completes;
 - ``rate_limit`` at 100/s over 10 s from 8 threads (target: within +-5 % of 100/s).
 
 ``--quick`` shortens the rate run to 3 s.
@@ -82,6 +84,64 @@ def uncontended(rounds: int = 7, n: int = 100_000) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in results.items()}
 
 
+def load(limit: int, total: int = 10_000) -> tuple[int, int, float]:
+    """``total`` acquisitions of one limit: half from 5 threads, half from asyncio and trio tasks.
+
+    Returns (highest concurrency observed, acquisitions completed, seconds).
+    """
+    import anyio
+
+    name = f"bench-load-{limit}"
+    limits.set(name, limit)
+    lock = threading.Lock()
+    now = high = done = 0
+
+    def inside() -> None:
+        nonlocal now, high
+        with lock:
+            now += 1
+            high = max(high, now)
+
+    def outside() -> None:
+        nonlocal now, done
+        with lock:
+            now -= 1
+            done += 1
+
+    sync_each = total // 2 // 5
+    async_each = total // 2 // 2 // 50
+
+    def sync_work() -> None:
+        for _ in range(sync_each):
+            with concurrency(name):
+                inside()
+                time.sleep(0)
+                outside()
+
+    async def task() -> None:
+        for _ in range(async_each):
+            async with concurrency(name):
+                inside()
+                await anyio.sleep(0)
+                outside()
+
+    async def loop_main() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(50):
+                tg.start_soon(task)
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=sync_work) for _ in range(5)]
+    pool.append(threading.Thread(target=anyio.run, args=(loop_main,)))
+    pool.append(threading.Thread(target=lambda: anyio.run(loop_main, backend="trio")))
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    limits.remove(name)
+    return high, done, time.perf_counter() - start
+
+
 def rate(seconds: float, per_second: int = 100, threads: int = 8) -> tuple[int, float]:
     limits.set("bench-api", per_second, slot_decay_per_second=per_second)
     rate_limit("bench-api", occupy=per_second)  # empty the bucket: measure the steady rate
@@ -121,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<30} {us:6.2f} us")
     target = figures["concurrency(name) each time"]
     print(f"  target <= 2 us: {'ok' if target <= 2 else 'MISS'}")
+    print("correctness under load: 10k acquisitions (5k from 5 threads, 5k from asyncio + trio tasks):")
+    for limit in (1, 3, 8):
+        high, done, took = load(limit)
+        verdict = "ok" if high <= limit and done == 10_000 else "FAIL"
+        print(f"  limit {limit}: highest observed {high}, completed {done} in {took:.2f} s: {verdict}")
     seconds = 3.0 if args.quick else 10.0
     count, achieved = rate(seconds)
     error = (achieved - 100) / 100
