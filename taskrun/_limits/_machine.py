@@ -19,13 +19,15 @@ count it knows.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import anyio
@@ -67,30 +69,46 @@ def db_path() -> Path:
     return taskrun_home() / "limits.sqlite"
 
 
-_local = threading.local()
+_pool_lock = threading.Lock()
+_pool: dict[Path, list[sqlite3.Connection]] = {}
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conns: dict[Path, sqlite3.Connection] | None = getattr(_local, "conns", None)
-    if conns is None:
-        conns = _local.conns = {}
-    conn = conns.get(path)
-    if conn is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
-        conns[path] = conn
+def _open(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(_SCHEMA)
     return conn
 
 
+@contextlib.contextmanager
+def _connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection used by one thread at a time, then kept for the next caller."""
+    with _pool_lock:
+        free = _pool.setdefault(path, [])
+        conn = free.pop() if free else None
+    if conn is None:
+        conn = _open(path)
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:
+            conn.rollback()
+        with _pool_lock:
+            _pool.setdefault(path, []).append(conn)
+
+
 def close_connections() -> None:
-    """Close this thread's connections (tests switch ``TASKRUN_HOME``)."""
-    conns: dict[Path, sqlite3.Connection] = getattr(_local, "conns", {})
-    for conn in conns.values():
+    """Close the idle pooled connections (at exit, and when tests switch ``TASKRUN_HOME``)."""
+    with _pool_lock:
+        conns = [conn for free in _pool.values() for conn in free]
+        _pool.clear()
+    for conn in conns:
         conn.close()
-    conns.clear()
+
+
+atexit.register(close_connections)
 
 
 class _Heartbeat:
@@ -123,28 +141,26 @@ class _Heartbeat:
             return len(self._held)
 
     def _run(self) -> None:
-        try:
-            while True:
-                with self._cond:
-                    if not self._held:
-                        self._thread = None
-                        return
-                    interval = min(ttl for _, ttl in self._held.values()) / 3
-                    self._cond.wait(interval)
-                    if not self._held:
-                        self._thread = None
-                        return
-                    held = dict(self._held)
-                self._renew(held)
-        finally:
-            close_connections()
+        while True:
+            with self._cond:
+                if not self._held:
+                    self._thread = None
+                    return
+                interval = min(ttl for _, ttl in self._held.values()) / 3
+                self._cond.wait(interval)
+                if not self._held:
+                    self._thread = None
+                    return
+                held = dict(self._held)
+            self._renew(held)
 
     @staticmethod
     def _renew(held: dict[str, tuple[Path, float]]) -> None:
         now = time.time()
         for lease, (path, ttl) in held.items():
             try:
-                cur = _connect(path).execute("UPDATE leases SET expires = ? WHERE id = ?", (now + ttl, lease))
+                with _connect(path) as conn:
+                    cur = conn.execute("UPDATE leases SET expires = ? WHERE id = ?", (now + ttl, lease))
                 if cur.rowcount == 0:
                     logger.warning("machine-scope lease %s expired before it could be renewed", lease)
             except sqlite3.Error:
@@ -177,8 +193,8 @@ class MachinePermit:
         if not ids:
             return
         HEARTBEAT.remove(ids)
-        conn = _connect(self._path)
-        conn.executemany("DELETE FROM leases WHERE id = ?", [(i,) for i in ids])
+        with _connect(self._path) as conn:
+            conn.executemany("DELETE FROM leases WHERE id = ?", [(i,) for i in ids])
 
 
 def _check(limits: Sequence[tuple[str, int]], occupy: int) -> None:
@@ -190,10 +206,9 @@ def _check(limits: Sequence[tuple[str, int]], occupy: int) -> None:
 def try_acquire(limits: Sequence[tuple[str, int]], occupy: int) -> MachinePermit | None:
     """All ``(name, limit)`` pairs at once in one transaction, or ``None``."""
     path, ttl = db_path(), lease_ttl()
-    conn = _connect(path)
-    now = time.time()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _connect(path) as conn:  # an exception rolls the transaction back
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
         conn.execute("DELETE FROM leases WHERE expires < ?", (now,))
         for name, limit in limits:
             (used,) = conn.execute(
@@ -208,22 +223,19 @@ def try_acquire(limits: Sequence[tuple[str, int]], occupy: int) -> MachinePermit
             [(i, name, occupy, now + ttl, os.getpid()) for i, (name, _) in zip(ids, limits, strict=True)],
         )
         conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     HEARTBEAT.add(path, ids, ttl)
     return MachinePermit(path, ids, tuple(n for n, _ in limits), occupy)
 
 
 def _name_blocking(limits: Sequence[tuple[str, int]], occupy: int) -> str:
-    conn = _connect(db_path())
-    now = time.time()
-    for name, limit in limits:
-        (used,) = conn.execute(
-            "SELECT COALESCE(SUM(slots), 0) FROM leases WHERE name = ? AND expires >= ?", (name, now)
-        ).fetchone()
-        if used + occupy > limit:
-            return name
+    with _connect(db_path()) as conn:
+        now = time.time()
+        for name, limit in limits:
+            (used,) = conn.execute(
+                "SELECT COALESCE(SUM(slots), 0) FROM leases WHERE name = ? AND expires >= ?", (name, now)
+            ).fetchone()
+            if used + occupy > limit:
+                return name
     return limits[0][0]
 
 
@@ -285,40 +297,29 @@ def reserve(name: str, limit: int, decay: float, occupy: int, timeout: float | N
     """The machine-wide twin of :meth:`taskrun._limits._bucket.Bucket.reserve`."""
     if occupy > limit > 0:
         raise too_many(name, occupy, limit)
-    conn = _connect(db_path())
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _connect(db_path()) as conn:  # an exception rolls the transaction back
+        conn.execute("BEGIN IMMEDIATE")
         now = time.time()
         row = conn.execute("SELECT active, updated FROM buckets WHERE name = ?", (name,)).fetchone()
         active = 0.0 if row is None else max(0.0, row[0] - decay * (now - row[1]))
         wait = max(0.0, active + occupy - limit) / decay
         if timeout is not None and wait > timeout:
-            conn.execute("COMMIT")
             raise LimitTimeout(name, timeout, "rate tokens")
         conn.execute(
             "INSERT OR REPLACE INTO buckets (name, active, updated) VALUES (?, ?, ?)",
             (name, active + occupy, now),
         )
         conn.execute("COMMIT")
-    except LimitTimeout:
-        raise
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return wait
 
 
 def give_back(name: str, decay: float, occupy: int) -> None:
     """Withdraw a machine-wide reservation whose holder stopped waiting."""
-    conn = _connect(db_path())
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _connect(db_path()) as conn:
+        conn.execute("BEGIN IMMEDIATE")
         now = time.time()
         row = conn.execute("SELECT active, updated FROM buckets WHERE name = ?", (name,)).fetchone()
         if row is not None:
             active = max(0.0, row[0] - decay * (now - row[1]) - occupy)
             conn.execute("UPDATE buckets SET active = ?, updated = ? WHERE name = ?", (active, now, name))
         conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
