@@ -122,7 +122,7 @@ def load(limit: int, total: int = 10_000) -> tuple[int, int, float]:
         for _ in range(async_each):
             async with concurrency(name):
                 inside()
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
                 outside()
 
     async def loop_main() -> None:

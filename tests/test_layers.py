@@ -23,13 +23,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "taskrun"
 LAYERS: list[tuple[str, ...]] = [
     ("taskrun.exceptions", "taskrun.annotations", "taskrun.settings", "taskrun._plain",
      "taskrun.states", "taskrun._hooks", "taskrun._jitter", "taskrun._validation"),
-    ("taskrun._core",),
+    ("taskrun._core", "taskrun._limits"),
     ("taskrun._engine",),
     ("taskrun.tasks",),
     ("taskrun._runners",),
     ("taskrun.flows",),
     ("taskrun.task_runners", "taskrun.futures", "taskrun.context", "taskrun.dask",
-     "taskrun.demo", "taskrun.__main__", "taskrun"),
+     "taskrun.demo", "taskrun.__main__", "taskrun.limits", "taskrun"),
 ]
 
 #: Function-level imports of taskrun modules that are allowed, and why.

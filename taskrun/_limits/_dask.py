@@ -46,8 +46,8 @@ def in_dask_worker() -> bool:
 
 
 def _semaphore(name: str, limit: int) -> Any:
-    from distributed import Semaphore
-    from distributed.worker import get_worker
+    from distributed import Semaphore  # noqa: PLC0415 - optional: only inside a Dask worker
+    from distributed.worker import get_worker  # noqa: PLC0415 - optional: only inside a Dask worker
 
     key = (get_worker().scheduler.address, name, limit)
     sem = _semaphores.get(key)

@@ -136,10 +136,10 @@ def parse_env(raw: str) -> dict[str, Limit]:
 
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
-        import tomllib as toml_module  # type: ignore[import-not-found,unused-ignore]
+        import tomllib as toml_module  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415 - read only when a limits file exists
     except ModuleNotFoundError:  # Python 3.10
         try:
-            import tomli as toml_module  # type: ignore[import-not-found,no-redef,unused-ignore]
+            import tomli as toml_module  # type: ignore[import-not-found,no-redef,unused-ignore]  # noqa: PLC0415 - Python 3.10 fallback
         except ModuleNotFoundError:
             raise RuntimeError(
                 f"reading {path} needs a TOML parser: on Python 3.10 run `pip install tomli` "

@@ -31,7 +31,7 @@ def async_waker() -> tuple[Callable[[], None], Callable[[], Awaitable[object]]]:
     ``wait`` is cancelled by the loop's own cancellation (anyio scopes work).
     """
     if sniffio.current_async_library() == "trio":
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         token = trio.lowlevel.current_trio_token()
         event = trio.Event()
