@@ -56,7 +56,7 @@ _OPTIONS = (
     "name", "description", "tags", "task_run_name", "retries", "retry_delay_seconds",
     "retry_jitter_factor", "retry_condition_fn", "timeout_seconds", "on_completion",
     "on_failure", "on_running", "on_cancellation", "on_crashed", "log_prints", "cache_key_fn",
-    "cache_expiration", "persist_result", "version",
+    "cache_expiration", "persist_result", "version", "priority",
 )
 
 
@@ -133,6 +133,7 @@ class Task(Generic[P, R]):
         cache_expiration: datetime.timedelta | None = None,
         persist_result: bool | None = None,
         version: str | None = None,
+        priority: int = 0,
     ) -> None:
         self._binder: type | None = None
         if isinstance(fn, (classmethod, staticmethod)):
@@ -180,6 +181,9 @@ class Task(Generic[P, R]):
         self.on_cancellation = check_hooks("on_cancellation", on_cancellation)
         self.on_crashed = check_hooks("on_crashed", on_crashed)
         self.version = version
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int (higher runs first, default 0), got {priority!r}")
+        self.priority: int = priority
         self.log_prints = log_prints
         if cache_key_fn is not None or cache_expiration is not None or persist_result:
             raise NotImplementedError(
@@ -247,6 +251,7 @@ class Task(Generic[P, R]):
             "on_crashed": list(self.on_crashed), "log_prints": self.log_prints,
             "cache_key_fn": self.cache_key_fn, "cache_expiration": self.cache_expiration,
             "persist_result": self.persist_result, "version": self.version,
+            "priority": self.priority,
         }
 
     def with_options(self, **options: Any) -> Task[P, R]:
@@ -635,6 +640,7 @@ def task(
     cache_expiration: datetime.timedelta | None = None,
     persist_result: bool | None = None,
     version: str | None = None,
+    priority: int = 0,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -660,6 +666,8 @@ def task(__fn: Any = None, **options: Any) -> Any:
     - ``log_prints``: log ``print`` calls in the body (default: the enclosing flow's).
     - ``cache_key_fn`` / ``cache_expiration`` / ``persist_result``: result caching (results issue).
     - ``version``: a version string, kept on the task.
+    - ``priority``: an int (default 0); among runs ready at once, a higher one takes a
+      free worker slot first, equal ones stay FIFO (Dask: its task priority).
 
     Hooks can also be added as decorators: ``@my_task.on_completion``.
 

@@ -53,8 +53,8 @@ def _wait_for_inputs(dispatcher: Dispatcher, run: TaskRunContext, pending: list[
 
 
 def readmit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
-    """Admit a run again once its last input is final."""
-    if admit(dispatcher, run):
+    """Admit a run again once its last input is final (its tag limits too)."""
+    if dispatcher.engine.admit(run):
         dispatcher.offer(run)
 
 

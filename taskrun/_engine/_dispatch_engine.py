@@ -7,7 +7,9 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from .._limits._gate import TagGate
 from ..states import State
+from . import _limit_waits
 from ._admission import admit, finish_cancelled, finish_crashed
 from ._driver import drive
 from ._executors import Executor
@@ -27,14 +29,21 @@ class DispatchEngine:
                                 lambda d: DispatchEngine(d, RunnerExecutor(d)))
     """
 
-    __slots__ = ("dispatcher", "executor")
+    __slots__ = ("_gate", "dispatcher", "executor")
 
     def __init__(self, dispatcher: Dispatcher, executor: Executor) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
+        self._gate = TagGate(dispatcher.schedule, dispatcher.offer)
 
     def admit(self, run: TaskRunContext) -> bool:
-        return admit(self.dispatcher, run)
+        if not admit(self.dispatcher, run):
+            return False
+        if run.tags or run._priority:  # tag limits and priorities: nothing to do without
+            if run._priority:
+                self.dispatcher.use_priorities()
+            return self._gate.admit(run, run.tags, run.future)
+        return True
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)
@@ -62,3 +71,6 @@ class DispatchEngine:
             run.future = None
             return True
         return False
+
+
+_limit_waits.install()

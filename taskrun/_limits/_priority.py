@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -30,11 +31,21 @@ class ReadyQueue(Generic[T]):
 
     __slots__ = ("_fifo", "_front", "_heap", "_seq")
 
-    def __init__(self) -> None:
-        self._fifo: deque[T] = deque()
+    def __init__(self, items: Iterable[T] = ()) -> None:
+        self._fifo: deque[T] = deque(items)
         self._heap: list[tuple[int, int, T]] | None = None
         self._seq = itertools.count()
         self._front = itertools.count(1)
+
+    def extend(self, items: Iterable[T]) -> None:
+        """Push each item with its own ``_priority`` (0 when it has none), in order."""
+        push = self.push
+        for item in items:
+            push(item, getattr(item, "_priority", 0))
+
+    def __iadd__(self, items: Iterable[T]) -> ReadyQueue[T]:
+        self.extend(items)
+        return self
 
     def push(self, item: T, priority: int = 0) -> None:
         """Add ``item``; among equal priorities it goes after those already queued."""
@@ -70,6 +81,8 @@ class ReadyQueue(Generic[T]):
         if not heap:
             self._heap = None
         return item
+
+    popleft = pop  # the dispatcher's deque spelling
 
     def __len__(self) -> int:
         return len(self._fifo) if self._heap is None else len(self._heap)

@@ -1,0 +1,159 @@
+"""Tag limits at admission: a run takes its permits before a worker slot, and
+waits for them holding none.
+
+One :class:`TagGate` per dispatcher. A run whose tags have ``tag:<tag>`` limits
+gets a permit at once, or is parked in a *line*: the runs waiting for the same
+set of limits, first come, first served. Each line has at most one watcher in
+the limiter (:func:`~._admission.notify_when_free`), so a release wakes one
+line, not every parked run. When the watcher fires, the line's head runs are
+admitted for as long as permits come, and handed to ``offer`` (the dispatcher's
+"this run may take a slot"). The permit is given back when the run's future is
+final, whatever the ending (completed, failed, crashed, cancelled, timed out,
+cancelled while parked: then it leaves its line instead).
+
+Lock order: the gate's lock, then the limiter's; nothing is called back under
+either (wake-ups go through ``schedule``, which never runs its call inline).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._admission import AdmissionPermit, notify_when_free, tag_limits, try_admit
+
+
+class _Hold:
+    """One gated run: its permit while it has one; the future's done callback."""
+
+    __slots__ = ("gate", "line", "permit", "run")
+
+    def __init__(self, gate: TagGate, run: Any) -> None:
+        self.gate = gate
+        self.run = run
+        self.line: _Line | None = None
+        self.permit: AdmissionPermit | None = None
+
+    def __call__(self, _future: object) -> None:
+        self.gate._ended(self)
+
+
+class _Line:
+    """The runs parked for one set of limits, oldest first (a dict keeps order)."""
+
+    __slots__ = ("handle", "holds", "key", "tags", "waiting")
+
+    def __init__(self, key: tuple[str, ...], tags: frozenset[str]) -> None:
+        self.key = key
+        self.tags = tags
+        self.holds: dict[_Hold, None] = {}
+        self.waiting = False  # a watcher is registered (or its wake-up is on its way)
+        self.handle: Any = None
+
+
+class TagGate:
+    """Admits a dispatcher's runs against their tag limits.
+
+    ``schedule(fn, *args)`` calls ``fn`` soon, never inside the current call;
+    ``offer(run)`` hands an admitted run back to the dispatcher.
+
+    Example::
+
+        gate = TagGate(dispatcher.schedule, dispatcher.offer)
+        if gate.admit(run, run.tags, run.future):
+            dispatcher.offer(run)   # else the gate offers it once its permits are free
+    """
+
+    __slots__ = ("_lines", "_lock", "_offer", "_schedule")
+
+    def __init__(self, schedule: Callable[..., object], offer: Callable[[Any], object]) -> None:
+        self._schedule = schedule
+        self._offer = offer
+        self._lock = threading.Lock()
+        self._lines: dict[tuple[str, ...], _Line] = {}
+
+    def admit(self, run: Any, tags: Iterable[str], future: Any) -> bool:
+        """True when ``run`` holds its permits now (or needs none); else it is parked."""
+        if future is None:
+            return True
+        limits = tag_limits(tags)
+        if not limits:
+            return True
+        key = tuple(limit.name for limit in limits)
+        hold = _Hold(self, run)
+        watch = None
+        with self._lock:
+            line = self._lines.get(key)
+            if line is None or not line.holds:  # nobody ahead: never jump the line
+                hold.permit = try_admit(tags)
+            if hold.permit is None:
+                if line is None:
+                    line = self._lines[key] = _Line(key, frozenset(tags))
+                line.holds[hold] = None
+                hold.line = line
+                if not line.waiting:
+                    line.waiting = True
+                    watch = line
+            admitted = hold.line is None
+        future.add_done_callback(hold)  # at once if the run is final already
+        if watch is not None:
+            self._watch(watch)
+        return admitted
+
+    def _watch(self, line: _Line) -> None:
+        handle = notify_when_free(line.tags, lambda: self._schedule(self._drain, line))
+        with self._lock:
+            keep = line.waiting and line.holds and line.handle is None
+            if keep:
+                line.handle = handle
+        if not keep:
+            handle.cancel()
+
+    def _drain(self, line: _Line) -> None:
+        """(scheduled) Room may have appeared: admit the line's head runs while permits come."""
+        admitted = []
+        watch = False
+        with self._lock:
+            line.waiting = False
+            line.handle = None
+            while line.holds:
+                hold = next(iter(line.holds))
+                permit = try_admit(line.tags)
+                if permit is None:
+                    break
+                del line.holds[hold]
+                hold.line = None
+                hold.permit = permit
+                admitted.append(hold.run)
+            if line.holds:
+                line.waiting = watch = True
+            elif self._lines.get(line.key) is line:
+                del self._lines[line.key]
+        if watch:
+            self._watch(line)
+        for run in admitted:
+            self._offer(run)
+
+    def _ended(self, hold: _Hold) -> None:
+        """The run's future is final: give its permit back, or take it out of its line."""
+        handle = None
+        with self._lock:
+            permit, hold.permit = hold.permit, None
+            line, hold.line = hold.line, None
+            if line is not None:
+                line.holds.pop(hold, None)
+                if not line.holds:
+                    handle, line.handle = line.handle, None
+                    line.waiting = False
+                    if self._lines.get(line.key) is line:
+                        del self._lines[line.key]
+        if handle is not None:
+            handle.cancel()
+        if permit is not None:
+            permit.release()
+
+    def parked(self) -> int:
+        """How many runs wait for their tag limits right now."""
+        with self._lock:
+            return sum(len(line.holds) for line in self._lines.values())
