@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from .._limits._gate import TagGate
 from ..states import State
 from . import _limit_waits
 from ._admission import admit, finish_cancelled, finish_crashed
@@ -29,21 +29,14 @@ class DispatchEngine:
                                 lambda d: DispatchEngine(d, RunnerExecutor(d)))
     """
 
-    __slots__ = ("_gate", "dispatcher", "executor")
+    __slots__ = ("admit", "dispatcher", "executor")
 
     def __init__(self, dispatcher: Dispatcher, executor: Executor) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
-        self._gate = TagGate(dispatcher.schedule, dispatcher.offer)
-
-    def admit(self, run: TaskRunContext) -> bool:
-        if not admit(self.dispatcher, run):
-            return False
-        if run.tags or run._priority:  # tag limits and priorities: nothing to do without
-            if run._priority:
-                self.dispatcher.use_priorities()
-            return self._gate.admit(run, run.tags, run.future)
-        return True
+        #: True when a run may be offered a slot now (see ``_admission.admit``); a
+        #: partial, not a method: it is called once per run.
+        self.admit: Callable[[TaskRunContext], bool] = functools.partial(admit, dispatcher)
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)

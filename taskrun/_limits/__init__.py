@@ -11,7 +11,7 @@ from __future__ import annotations
 from ._admission import AdmissionPermit, notify_when_free, tag_limits, try_admit
 from ._api import UnknownLimitError, concurrency, rate_limit, rate_limit_async
 from ._errors import LimitTimeout
-from ._gate import TagGate
+from ._gate import TAG_GATE, TagGate
 from ._hooks import WaitHooks, get_wait_hooks, restore_wait_hooks, set_async_wait_hooks, set_wait_hooks
 from ._registry import Limit
 
@@ -19,6 +19,7 @@ __all__ = [
     "AdmissionPermit",
     "Limit",
     "LimitTimeout",
+    "TAG_GATE",
     "TagGate",
     "UnknownLimitError",
     "WaitHooks",

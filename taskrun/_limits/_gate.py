@@ -1,15 +1,16 @@
 """Tag limits at admission: a run takes its permits before a worker slot, and
 waits for them holding none.
 
-One :class:`TagGate` per dispatcher. A run whose tags have ``tag:<tag>`` limits
-gets a permit at once, or is parked in a *line*: the runs waiting for the same
-set of limits, first come, first served. Each line has at most one watcher in
-the limiter (:func:`~._admission.notify_when_free`), so a release wakes one
-line, not every parked run. When the watcher fires, the line's head runs are
-admitted for as long as permits come, and handed to ``offer`` (the dispatcher's
-"this run may take a slot"). The permit is given back when the run's future is
-final, whatever the ending (completed, failed, crashed, cancelled, timed out,
-cancelled while parked: then it leaves its line instead).
+One :class:`TagGate` per process (:data:`TAG_GATE`), as the limits are. A run
+whose tags have ``tag:<tag>`` limits gets a permit at once, or is parked in a
+*line*: the runs waiting for the same set of limits, first come, first served,
+whatever runner they belong to. Each line has at most one watcher in the limiter
+(:func:`~._admission.notify_when_free`), so a release wakes one line, not every
+parked run. When the watcher fires, the line's head runs are admitted for as
+long as permits come, and offered to their dispatcher (``run.dispatcher``:
+``schedule``, ``offer``, ``call_soon``). The permit is given back when the
+run's future is final, whatever the ending (completed, failed, crashed,
+cancelled, timed out; cancelled while parked: then it leaves its line instead).
 
 Lock order: the gate's lock, then the limiter's; nothing is called back under
 either (wake-ups go through ``schedule``, which never runs its call inline).
@@ -18,7 +19,7 @@ either (wake-ups go through ``schedule``, which never runs its call inline).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from ._admission import AdmissionPermit, notify_when_free, tag_limits, try_admit
@@ -53,23 +54,21 @@ class _Line:
 
 
 class TagGate:
-    """Admits a dispatcher's runs against their tag limits.
+    """Admits runs against their tag limits.
 
-    ``schedule(fn, *args)`` calls ``fn`` soon, never inside the current call;
-    ``offer(run)`` hands an admitted run back to the dispatcher.
+    A run is any object with a ``dispatcher`` that has ``schedule(fn, *args)``
+    (call soon, never inside the current call), ``offer(run)`` (the run may take
+    a slot now) and ``call_soon(fn, *args)`` (on its loop).
 
     Example::
 
-        gate = TagGate(dispatcher.schedule, dispatcher.offer)
-        if gate.admit(run, run.tags, run.future):
+        if TAG_GATE.admit(run, run.tags, run.future):
             dispatcher.offer(run)   # else the gate offers it once its permits are free
     """
 
-    __slots__ = ("_lines", "_lock", "_offer", "_schedule")
+    __slots__ = ("_lines", "_lock")
 
-    def __init__(self, schedule: Callable[..., object], offer: Callable[[Any], object]) -> None:
-        self._schedule = schedule
-        self._offer = offer
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lines: dict[tuple[str, ...], _Line] = {}
 
@@ -102,7 +101,7 @@ class TagGate:
         return admitted
 
     def _watch(self, line: _Line) -> None:
-        handle = notify_when_free(line.tags, lambda: self._schedule(self._drain, line))
+        handle = notify_when_free(line.tags, lambda: self._wake(line))
         with self._lock:
             keep = line.waiting and line.holds and line.handle is None
             if keep:
@@ -110,8 +109,16 @@ class TagGate:
         if not keep:
             handle.cancel()
 
-    def _drain(self, line: _Line) -> None:
-        """(scheduled) Room may have appeared: admit the line's head runs while permits come."""
+    def _wake(self, line: _Line) -> None:
+        """(any thread) Room may have appeared: drain the line where its head run lives."""
+        with self._lock:
+            head = next(iter(line.holds), None)
+        if head is not None:
+            dispatcher = head.run.dispatcher
+            dispatcher.schedule(self._drain, line, dispatcher)
+
+    def _drain(self, line: _Line, here: Any) -> None:
+        """(scheduled on ``here``, a dispatcher) Admit the line's head runs while permits come."""
         admitted = []
         watch = False
         with self._lock:
@@ -133,7 +140,11 @@ class TagGate:
         if watch:
             self._watch(line)
         for run in admitted:
-            self._offer(run)
+            dispatcher = run.dispatcher
+            if dispatcher is here:
+                dispatcher.offer(run)
+            else:
+                dispatcher.call_soon(dispatcher.offer, run)
 
     def _ended(self, hold: _Hold) -> None:
         """The run's future is final: give its permit back, or take it out of its line."""
@@ -157,3 +168,7 @@ class TagGate:
         """How many runs wait for their tag limits right now."""
         with self._lock:
             return sum(len(line.holds) for line in self._lines.values())
+
+
+#: The process's gate: tag limits count every runner's runs.
+TAG_GATE = TagGate()
