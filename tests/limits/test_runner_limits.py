@@ -370,3 +370,21 @@ def test_higher_priority_takes_a_free_slot_first_with_one_worker() -> None:
         taskrun.wait([*futures, *mapped], timeout=5)
     assert order == ["e10", "b5", "d5", "m3a", "m3b", "c1", "a0", "f0"]
 
+
+
+def test_a_tag_limit_counts_the_runs_of_every_runner(meter: Meter) -> None:
+    limits.set("tag:shared", 2)
+
+    @task(tags=["shared"])
+    def body(i: int) -> int:
+        meter.enter()
+        time.sleep(0.01)
+        meter.exit()
+        return i
+
+    with ThreadPoolTaskRunner(max_workers=4) as one, ThreadPoolTaskRunner(max_workers=4) as two:
+        first = one.map(body, {"i": range(20)})
+        second = two.map(body, {"i": range(20)})
+        assert first.result() == second.result() == list(range(20))
+    assert meter.high == 2
+    assert _used("tag:shared") == 0
