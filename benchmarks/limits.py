@@ -4,9 +4,12 @@
   a bare ``threading.Lock`` ``with`` as the machine's yardstick;
 - 10k mixed sync/async acquisitions under limits 1, 3 and 8: the highest
   concurrency observed never exceeds the limit and every acquisition completes;
-- ``rate_limit`` at 100/s over 10 s from 8 threads (target: within +-5 % of 100/s).
+- a 20k sync map under a tag limit that never binds against the same map without
+  tags, alternately in one process (target: <= 1.1x);
+- 10k mixed sync/async *runs* under tag limits 1, 3 and 8 on a thread pool runner;
+- ``rate_limit`` at 100/s over 10 s from 8 concurrent runs (target: within +-5 % of 100/s).
 
-``--quick`` shortens the rate run to 3 s.
+``--quick`` shortens the rate run to 3 s and the map to 3 pairs.
 """
 
 from __future__ import annotations
@@ -142,14 +145,91 @@ def load(limit: int, total: int = 10_000) -> tuple[int, int, float]:
     return high, done, time.perf_counter() - start
 
 
-def rate(seconds: float, per_second: int = 100, threads: int = 8) -> tuple[int, float]:
+def tagged_map(pairs: int = 5, n: int = 20_000) -> tuple[float, float, float]:
+    """Median seconds of a sync map with a never-binding tag limit, without tags, and the ratio."""
+    from taskrun import ThreadPoolTaskRunner, task
+
+    limits.set("tag:bench-map", 1_000_000)
+
+    @task
+    def plain(x: int) -> int:
+        return x
+
+    tagged = plain.with_options(tags=["bench-map"])
+
+    def timed(t: object) -> float:
+        with ThreadPoolTaskRunner(max_workers=8) as runner:
+            start = time.perf_counter()
+            runner.map(t, {"x": range(n)}).result()  # type: ignore[arg-type]
+            return time.perf_counter() - start
+
+    timed(tagged), timed(plain)  # warm-up
+    with_tags, without = [], []
+    for _ in range(pairs):
+        with_tags.append(timed(tagged))
+        without.append(timed(plain))
+    limits.remove("tag:bench-map")
+    ratios = [a / b for a, b in zip(with_tags, without, strict=True)]
+    return statistics.median(with_tags), statistics.median(without), statistics.median(ratios)
+
+
+def runs_under_load(limit: int, total: int = 10_000) -> tuple[int, int, float]:
+    """``total`` runs (half sync, half async) tagged with a ``tag:`` limit, on a thread pool of 8."""
+    import anyio
+
+    from taskrun import ThreadPoolTaskRunner, task
+
+    limits.set("tag:bench-load", limit)
+    lock = threading.Lock()
+    now = high = done = 0
+
+    def inside() -> None:
+        nonlocal now, high
+        with lock:
+            now += 1
+            high = max(high, now)
+
+    def outside() -> None:
+        nonlocal now, done
+        with lock:
+            now -= 1
+            done += 1
+
+    @task(tags=["bench-load"])
+    def sync_body(i: int) -> int:
+        inside()
+        time.sleep(0)
+        outside()
+        return i
+
+    @task(tags=["bench-load"])
+    async def async_body(i: int) -> int:
+        inside()
+        await anyio.lowlevel.checkpoint()
+        outside()
+        return i
+
+    start = time.perf_counter()
+    with ThreadPoolTaskRunner(max_workers=8) as runner:
+        a = runner.map(sync_body, {"i": range(total // 2)})
+        b = runner.map(async_body, {"i": range(total - total // 2)})
+        a.result()
+        b.result()
+    limits.remove("tag:bench-load")
+    return high, done, time.perf_counter() - start
+
+
+def rate(seconds: float, per_second: int = 100, runs: int = 8) -> tuple[int, float]:
+    """``runs`` concurrent runs on a thread pool, each taking tokens until the deadline."""
+    from taskrun import ThreadPoolTaskRunner, task
+
     limits.set("bench-api", per_second, slot_decay_per_second=per_second)
     rate_limit("bench-api", occupy=per_second)  # empty the bucket: measure the steady rate
     count = 0
     lock = threading.Lock()
-    start = time.monotonic()
-    deadline = start + seconds
+    deadline = time.monotonic() + seconds
 
+    @task
     def work() -> None:
         nonlocal count
         while True:
@@ -159,11 +239,10 @@ def rate(seconds: float, per_second: int = 100, threads: int = 8) -> tuple[int, 
             with lock:
                 count += 1
 
-    pool = [threading.Thread(target=work, name=f"bench-rate-{i}") for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    with ThreadPoolTaskRunner(max_workers=runs) as runner:
+        futures = [runner.submit(work, {}) for _ in range(runs)]
+        for f in futures:
+            f.result()
     limits.remove("bench-api")
     return count, count / seconds
 
@@ -186,11 +265,21 @@ def main(argv: list[str] | None = None) -> int:
         high, done, took = load(limit)
         verdict = "ok" if high <= limit and done == 10_000 else "FAIL"
         print(f"  limit {limit}: highest observed {high}, completed {done} in {took:.2f} s: {verdict}")
+    print("20k sync map, tag limit that never binds vs no tags (ThreadPoolTaskRunner(8), alternately):")
+    tagged, plain, ratio = tagged_map(pairs=3 if args.quick else 5)
+    print(f"  with tag {tagged * 1e3:7.1f} ms, without {plain * 1e3:7.1f} ms, ratio {ratio:.3f}x")
+    print(f"  target <= 1.1x: {'ok' if ratio <= 1.1 else 'MISS'}")
+    print("10k mixed sync/async runs under a tag limit (ThreadPoolTaskRunner(8)):")
+    for limit in (1, 3, 8):
+        high, done, took = runs_under_load(limit)
+        verdict = "ok" if high <= limit and done == 10_000 else "FAIL"
+        print(f"  tag limit {limit}: highest observed {high}, completed {done} in {took:.2f} s: {verdict}")
     seconds = 3.0 if args.quick else 10.0
     count, achieved = rate(seconds)
     error = (achieved - 100) / 100
     print(
-        f"rate_limit 100/s over {seconds:g} s from 8 threads: {count} calls, {achieved:.1f}/s ({error:+.1%})"
+        f"rate_limit 100/s over {seconds:g} s from 8 concurrent runs: {count} calls, "
+        f"{achieved:.1f}/s ({error:+.1%})"
     )
     print(f"  target within +-5 %: {'ok' if abs(error) <= 0.05 else 'MISS'}")
     return 0

@@ -93,15 +93,10 @@ def admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
     return not (run.tags or run._priority) or admit_limited(run)
 
 
-def admit_limited(run: TaskRunContext) -> bool:
-    """(inputs ready) A run with tags or a priority: order it by its priority, and
-    let it take a slot only with its tag limits' permits; else it waits for them
-    holding no slot, and the gate offers it to its dispatcher later."""
-    dispatcher = run.dispatcher
-    assert dispatcher is not None
-    if run._priority:
-        dispatcher.use_priorities()
-    return TAG_GATE.admit(run, run.tags, run.future)
+#: (inputs ready) For a run with tags or a priority: order it by its priority, and
+#: let it take a slot only with its tag limits' permits; else it waits for them
+#: holding no slot, and the gate offers it to its dispatcher later.
+admit_limited = TAG_GATE.admit_run
 
 
 def _admit_after(dispatcher: Dispatcher, run: TaskRunContext, waits: list[TaskFuture[Any]]) -> bool:

@@ -45,8 +45,70 @@ class AdmissionPermit:
         if local is not None:
             local.release()
 
+    def __call__(self, _future: object = None) -> None:
+        """:meth:`release`, as a future's done callback."""
+        self.release()
+
 
 NO_LIMITS = AdmissionPermit(None, None)
+
+
+class Plan:
+    """What admitting runs with one set of tags takes: kept until a definition changes."""
+
+    __slots__ = ("effective", "key", "local", "machine", "single")
+
+    def __init__(self, effective: object, limits: list[Limit]) -> None:
+        self.effective = effective
+        self.key = tuple(limit.name for limit in limits)
+        local, machine = _split(limits)
+        self.local = _local.states_for(local) if local else None
+        self.machine = machine or None
+        #: One process-scope limit and nothing else: the common case, taken inline.
+        self.single = self.local[0] if self.local and len(self.local) == 1 and not machine else None
+
+    def try_admit(self, occupy: int = 1) -> AdmissionPermit | _local.OneSlot | None:
+        """:func:`try_admit` for these tags, without looking the limits up again.
+
+        The permit is called (or ``release()``d) once, when the run is over.
+        """
+        single = self.single
+        if single is not None and occupy == 1:
+            return _local.OneSlot(single) if _local.try_acquire_one(single) else None
+        local_permit = None
+        if self.local is not None:
+            local_permit = _local.try_acquire(self.local, occupy)
+            if local_permit is None:
+                return None
+        machine_permit = None
+        if self.machine is not None:
+            machine_permit = _machine.try_acquire(self.machine, occupy)
+            if machine_permit is None:
+                if local_permit is not None:
+                    local_permit.release()
+                return None
+        return AdmissionPermit(local_permit, machine_permit)
+
+
+_plans: dict[frozenset[str], tuple[object, Plan | None]] = {}
+
+
+def plan_for(tags: frozenset[str]) -> Plan | None:
+    """The :class:`Plan` of a run's tags, or ``None`` when none of them has a limit.
+
+    One dict lookup while the definitions stay as they are (a change replaces
+    ``REGISTRY.effective``, which makes every cached answer stale).
+    """
+    entry = _plans.get(tags)
+    if entry is not None and entry[0] is REGISTRY.effective:
+        return entry[1]
+    limits = tag_limits(tags)  # loads the definitions on first use
+    effective = REGISTRY.effective
+    if len(_plans) > 4096:
+        _plans.clear()
+    plan = Plan(effective, limits) if limits else None
+    _plans[tags] = (effective, plan)
+    return plan
 
 
 def tag_limits(tags: Iterable[str]) -> list[Limit]:

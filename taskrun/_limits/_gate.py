@@ -19,10 +19,12 @@ either (wake-ups go through ``schedule``, which never runs its call inline).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from typing import Any
 
-from ._admission import AdmissionPermit, notify_when_free, tag_limits, try_admit
+from . import _local
+from ._admission import AdmissionPermit, _plans, notify_when_free, plan_for, try_admit
+from ._local import OneSlot
+from ._registry import REGISTRY
 
 
 class _Hold:
@@ -34,7 +36,7 @@ class _Hold:
         self.gate = gate
         self.run = run
         self.line: _Line | None = None
-        self.permit: AdmissionPermit | None = None
+        self.permit: AdmissionPermit | OneSlot | None = None
 
     def __call__(self, _future: object) -> None:
         self.gate._ended(self)
@@ -62,7 +64,7 @@ class TagGate:
 
     Example::
 
-        if TAG_GATE.admit(run, run.tags, run.future):
+        if TAG_GATE.admit_run(run):
             dispatcher.offer(run)   # else the gate offers it once its permits are free
     """
 
@@ -72,23 +74,56 @@ class TagGate:
         self._lock = threading.Lock()
         self._lines: dict[tuple[str, ...], _Line] = {}
 
-    def admit(self, run: Any, tags: Iterable[str], future: Any) -> bool:
+    def admit_run(self, run: Any) -> bool:
+        """(inputs ready) True when ``run`` may take a slot now; else it is parked.
+
+        Orders the run by its ``_priority`` first (the dispatcher's ready queue),
+        then admits it against the tag limits of ``run.tags``. Called once per run
+        with tags or a priority, so the common case (one process-scope limit with
+        room, nobody parked) is written out here.
+        """
+        if run._priority:
+            run.dispatcher.use_priorities()
+        tags = run.tags
+        entry = _plans.get(tags)
+        plan = entry[1] if entry is not None and entry[0] is REGISTRY.effective else plan_for(tags)
+        future = run.future
+        if plan is None or future is None:
+            return True
+        if plan.key not in self._lines:  # nobody parked ahead (a dict lookup is atomic)
+            single = plan.single
+            if single is not None:
+                with _local._lock:  # _local.try_acquire_one, inline
+                    free = not single.queue and single.used < single.limit
+                    if free:
+                        single.used += 1
+                if free:
+                    future.add_done_callback(OneSlot(single))  # released when the run is final
+                    return True
+        return self.admit(run, tags, future)
+
+    def admit(self, run: Any, tags: frozenset[str], future: Any) -> bool:
         """True when ``run`` holds its permits now (or needs none); else it is parked."""
         if future is None:
             return True
-        limits = tag_limits(tags)
-        if not limits:
+        plan = plan_for(tags)
+        if plan is None:
             return True
-        key = tuple(limit.name for limit in limits)
+        key = plan.key
+        if key not in self._lines:  # nobody parked ahead (a dict lookup is atomic)
+            permit = plan.try_admit()
+            if permit is not None:
+                future.add_done_callback(permit)  # released when the run is final
+                return True
         hold = _Hold(self, run)
         watch = None
         with self._lock:
             line = self._lines.get(key)
             if line is None or not line.holds:  # nobody ahead: never jump the line
-                hold.permit = try_admit(tags)
+                hold.permit = plan.try_admit()
             if hold.permit is None:
                 if line is None:
-                    line = self._lines[key] = _Line(key, frozenset(tags))
+                    line = self._lines[key] = _Line(key, tags)
                 line.holds[hold] = None
                 hold.line = line
                 if not line.waiting:

@@ -116,11 +116,21 @@ class Permit:
         return tuple(s.name for s in self._states or ())
 
     def release(self) -> None:
+        occupy = self.occupy
         with _lock:
             states, self._states = self._states, None
             if states is None:
                 return
-            calls = _give_back(states, self.occupy)
+            waited = False
+            for state in states:
+                state.used -= occupy
+                if state.queue or state.watchers:
+                    waited = True
+            if not waited:  # the common case: nothing to hand off, no call under the lock
+                return
+            calls: list[Callable[[], object]] = []
+            for state in states:
+                _hand_off(state, calls)
         call_all(calls)
 
     def __enter__(self) -> Permit:
@@ -167,16 +177,21 @@ def update_limit(name: str, limit: int | None) -> None:
 
 
 def release_one(state: _Slots, occupy: int) -> None:
-    """The fast path's release of one name's slots."""
-    _lock.acquire()
-    state.used -= occupy
-    if state.queue or state.watchers:
-        calls: list[Callable[[], object]] = []
-        _hand_off(state, calls)
-        _lock.release()
+    """The fast path's release of one name's slots.
+
+    ``with _lock`` rather than ``_lock.acquire()``: the interpreter may switch
+    threads right after a call returns, and a thread switched out holding the
+    lock stalls every other thread behind it; nothing is called under it either
+    unless someone waits.
+    """
+    calls: list[Callable[[], object]] | None = None
+    with _lock:
+        state.used -= occupy
+        if state.queue or state.watchers:
+            calls = []
+            _hand_off(state, calls)
+    if calls:
         call_all(calls)
-    else:
-        _lock.release()
 
 
 # --- bookkeeping (callers hold _lock) -------------------------------------------
@@ -257,6 +272,38 @@ def try_acquire(states: Sequence[_Slots], occupy: int) -> Permit | None:
         for state in states:
             state.used += occupy
     return Permit(states, occupy)
+
+
+def try_acquire_one(state: _Slots) -> bool:
+    """One slot of one name, or False without waiting: :func:`try_acquire`'s fast path."""
+    with _lock:  # see release_one
+        if state.queue or state.used >= state.limit:
+            return False
+        state.used += 1
+    return True
+
+
+class OneSlot:
+    """One slot of one name taken by :func:`try_acquire_one`; calling it gives it back
+    (once: it is a future's done callback)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: _Slots) -> None:
+        self.state = state
+
+    def __call__(self, _future: object = None) -> None:
+        state = self.state
+        calls: list[Callable[[], object]] | None = None
+        with _lock:  # release_one, inline: this runs once per admitted run
+            state.used -= 1
+            if state.queue or state.watchers:
+                calls = []
+                _hand_off(state, calls)
+        if calls:
+            call_all(calls)
+
+    release = __call__
 
 
 def notify_when_free(
