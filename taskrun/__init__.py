@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import limits
+from ._limits import concurrency, rate_limit, rate_limit_async
 from .annotations import allow_failure, opaque, quote, unmapped
 from .context import get_run_context, get_run_logger, tags
 from .exceptions import (
@@ -86,6 +88,10 @@ __all__ = [
     "CancelledRun",
     "CrashedRun",
     "ParameterBindError",
+    "limits",
+    "concurrency",
+    "rate_limit",
+    "rate_limit_async",
 ]
 
 

@@ -60,7 +60,7 @@ _OPTIONS = (
     "on_failure", "on_running", "on_cancellation", "on_crashed", "log_prints", "cache_key_fn",
     "cache_expiration", "persist_result", "version", "cache_policy", "refresh_cache",
     "result_storage", "result_serializer", "result_storage_key", "cache_result_in_memory",
-    "on_commit", "on_rollback",
+    "on_commit", "on_rollback", "priority",
 )
 
 
@@ -127,6 +127,7 @@ class Task(Generic[P, R]):
         cache_result_in_memory: bool | None = None,
         on_commit: list[Callable[[Any], object]] | None = None,
         on_rollback: list[Callable[[Any], object]] | None = None,
+        priority: int = 0,
     ) -> None:
         self._binder: type | None = None
         if isinstance(fn, (classmethod, staticmethod)):
@@ -174,6 +175,9 @@ class Task(Generic[P, R]):
         self.on_cancellation = check_hooks("on_cancellation", on_cancellation)
         self.on_crashed = check_hooks("on_crashed", on_crashed)
         self.version = version
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int (higher runs first, default 0), got {priority!r}")
+        self.priority: int = priority
         self.log_prints = log_prints
         self.cache_key_fn = cache_key_fn
         self.cache_expiration = cache_expiration
@@ -260,6 +264,7 @@ class Task(Generic[P, R]):
             "result_storage_key": self.result_storage_key,
             "cache_result_in_memory": self.cache_result_in_memory,
             "on_commit": list(self.on_commit), "on_rollback": list(self.on_rollback),
+            "priority": self.priority,
         }
         if self._given_cache_policy is not _NOT_SET:  # left out when not given: None means NO_CACHE
             options["cache_policy"] = self._given_cache_policy
@@ -667,6 +672,7 @@ def task(
     cache_result_in_memory: bool | None = None,
     on_commit: list[Callable[[Any], object]] | None = None,
     on_rollback: list[Callable[[Any], object]] | None = None,
+    priority: int = 0,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -705,6 +711,8 @@ def task(__fn: Any = None, **options: Any) -> Any:
     - ``on_commit`` / ``on_rollback``: hooks ``(transaction)`` when the run's record is
       committed or rolled back in a ``with taskrun.transaction():`` block.
     - ``version``: a version string, kept on the task.
+    - ``priority``: an int (default 0); among runs ready at once, a higher one takes a
+      free worker slot first, equal ones stay FIFO (Dask: its task priority).
 
     Hooks can also be added as decorators: ``@my_task.on_completion``, ``@my_task.on_commit``.
 

@@ -23,6 +23,7 @@ TOP_LEVEL = [
     "resolve_futures_to_states", "resolve_futures_to_results",
     "unmapped", "allow_failure", "quote", "opaque",
     "State", "StateType", "tags", "get_run_context", "get_run_logger", "transaction",
+    "limits", "concurrency", "rate_limit", "rate_limit_async",
 ]
 
 SUBMODULES = {
@@ -31,6 +32,7 @@ SUBMODULES = {
     "taskrun.states": ["State", "StateType", "Pending", "Running", "Completed", "Failed", "Crashed",
                        "Cancelled"],
     "taskrun.annotations": ["unmapped", "allow_failure", "quote", "opaque"],
+    "taskrun.limits": ["set", "get", "remove", "list", "reload"],
     "taskrun.exceptions": ["TaskRunError", "UpstreamTaskError", "MappingLengthMismatch",
                            "MappingMissingIterable", "TaskRunTimeout", "CancelledRun", "CrashedRun",
                            "ParameterBindError"],
@@ -40,6 +42,8 @@ SUBMODULES = {
 }
 
 EXCLUDED = {"ProcessPoolTaskRunner", "DistributedFuture"}
+#: Submodules listed in ``__all__`` (a namespace of functions: ``taskrun.limits.set``).
+MODULE_EXPORTS = {"limits"}
 
 
 @pytest.mark.parametrize("name", TOP_LEVEL)
@@ -117,7 +121,9 @@ def test_all_matches_public_objects_defined_by_taskrun() -> None:
         if module == "taskrun" or module.startswith("taskrun."):
             exported.add(name)
     assert exported - set(taskrun.__all__) == set()
-    assert set(taskrun.__all__) - EXCLUDED - exported == set()
+    assert set(taskrun.__all__) - EXCLUDED - exported == MODULE_EXPORTS
+    for name in MODULE_EXPORTS:
+        assert isinstance(getattr(taskrun, name), types.ModuleType)
 
 
 def test_star_import_gives_the_surface() -> None:

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     # Results: keys, records, stores, locks, transactions. Knows nothing of the engine,
     # which calls it (``_engine/_caching.py``).
     ("taskrun._results",),
-    ("taskrun._core",),
+    ("taskrun._core", "taskrun._limits"),
     # Observability: the engine emits into it, so it knows nothing of the engine.
     ("taskrun._observe",),
     ("taskrun._engine",),
@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("taskrun.flows",),
     ("taskrun.task_runners", "taskrun.futures", "taskrun.context", "taskrun.dask",
      "taskrun.demo", "taskrun.__main__", "taskrun.cache_policies", "taskrun.transactions",
-     "taskrun.events", "taskrun.report", "taskrun"),
+     "taskrun.events", "taskrun.report", "taskrun.limits", "taskrun"),
 ]
 
 #: Function-level imports of taskrun modules that are allowed, and why.

@@ -61,6 +61,7 @@ from typing import Any
 
 import anyio
 
+from .._limits._priority import ReadyQueue
 from ._backend import Backend, Waiter, is_cancellation, relay
 from ._seam import RunEngine
 from ._workers import Job, WorkerPool, continuing_worker, join_threads
@@ -273,7 +274,9 @@ class Dispatcher:
         self.backend = backend
         self.limit = limit
         self.active = 0
-        self._ready: deque[Any] = deque()
+        #: A deque, until a run with a priority comes (then a ReadyQueue: :meth:`use_priorities`).
+        self._ready: Any = deque()
+        self._ordered = False
         self._resuming: deque[_Resume] = deque()
         self.engine = engine = engine_for(self)
         # Bound once: these are called for every run.
@@ -383,8 +386,29 @@ class Dispatcher:
         admit = self._admit
         self.offer_many([run for run in runs if admit(run)])
 
+    def use_priorities(self) -> None:
+        """From now on, ready runs are taken by ``_priority`` (higher first), FIFO among equals."""
+        with self._lock:
+            if self._ordered:
+                return
+            # _end pops the deque without the lock: flag first, then move the
+            # runs one atomic popleft at a time, so each run moves exactly once.
+            self._ordered = True
+            old, ordered = self._ready, ReadyQueue[Any]()
+            while old:
+                try:
+                    ordered.push(old.popleft())
+                except IndexError:
+                    break
+            self._ready = ordered
+
     def offer_many(self, runs: list[Any]) -> None:
         """Runs whose inputs are ready, in order: start as many as slots allow, queue the rest."""
+        if self._ordered:
+            with self._lock:
+                self._ready.extend(runs)
+            self._fill()
+            return
         with self._lock:
             if self._ready or self._resuming:
                 self._ready.extend(runs)
@@ -552,7 +576,11 @@ class Dispatcher:
         # to whoever waits for one, through _fill (a resuming run first).
         if not self._resuming and (error is None or not is_cancellation(error)):
             try:
-                nxt = self._ready.popleft()  # atomic: the slot passes straight to it
+                if self._ordered:  # a heap, not a deque: popped under the lock
+                    with self._lock:
+                        nxt = self._ready.popleft()
+                else:
+                    nxt = self._ready.popleft()  # atomic: the slot passes straight to it
             except IndexError:
                 pass
             else:

@@ -48,6 +48,10 @@ class DispatchedRun:
     ``_cancel_delivered``
         Set by the loop thread when it called ``_cancel_hook.cancel()``; read
         and cleared by the backend when the body ends.
+    ``_priority``
+        The run's place among ready runs (higher first, 0 by default). Written
+        once, by the engine, when the run is made; read by the dispatcher's
+        ready queue once :meth:`Dispatcher.use_priorities` was called.
     """
 
     __slots__ = (
@@ -59,6 +63,7 @@ class DispatchedRun:
         "_in_task",
         "_next",
         "_prev",
+        "_priority",
         "_started",
         "dispatcher",
     )
@@ -73,6 +78,7 @@ class DispatchedRun:
         self._cancel_requested = False
         self._cancel_hook: Any = None
         self._cancel_delivered = False
+        self._priority = 0
         self.dispatcher: Dispatcher | None = None
 
 
@@ -85,7 +91,9 @@ class RunEngine(Protocol):
 
     def admit(self, run: Any) -> bool:
         """True when ``run`` may be offered a slot now; else the engine keeps it
-        (waiting for its inputs, re-admitting it later) or ended it."""
+        (waiting for its inputs or for its tag limits, re-admitting it later
+        through :meth:`Dispatcher.offer`) or ended it. A run with a non-zero
+        ``_priority`` is admitted after :meth:`Dispatcher.use_priorities`."""
         ...
 
     def start(self, run: Any) -> Coroutine[Any, Any, Any]:

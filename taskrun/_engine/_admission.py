@@ -4,7 +4,9 @@ Futures nested in a run's parameters and its ``wait_for`` are its inputs. A
 run whose inputs are unfinished waits for them holding no slot (a done
 callback counts them down and re-admits it); one whose input may not fail and
 did not complete ends ``NotReady``; otherwise the futures in its parameters
-are replaced by their values and the run is offered a slot.
+are replaced by their values and the run is offered a slot. A run with tags or
+a priority then goes through :func:`admit_limited` (the limits room's gate):
+it takes its tag limits' permits before a slot, or waits for them holding none.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
+from .._limits._gate import TAG_GATE
 from .._plain import PLAIN_SCALARS
 from ..states import Cancelled, Crashed, NotReady, StateType
 from ._future import TaskFuture
@@ -68,9 +71,10 @@ def admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
     waits = run.wait_for
     if all_plain(params):
         if waits is None:
-            return True
+            return not (run.tags or run._priority) or admit_limited(run)
         if _only_futures(waits):
-            return _admit_after(dispatcher, run, waits)
+            return _admit_after(dispatcher, run, waits) and (
+                not (run.tags or run._priority) or admit_limited(run))
     upstream = run._upstream
     if upstream is None or _results_hold_more(upstream[0]):
         upstream = run._upstream = (collect_futures(params), collect_futures(None, waits))
@@ -86,7 +90,13 @@ def admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
     if not all_plain(params):  # futures to replace, or annotations to unwrap
         run._raw_parameters = params
         run.parameters = replace_futures(params, value_of)
-    return True
+    return not (run.tags or run._priority) or admit_limited(run)
+
+
+#: (inputs ready) For a run with tags or a priority: order it by its priority, and
+#: let it take a slot only with its tag limits' permits; else it waits for them
+#: holding no slot, and the gate offers it to its dispatcher later.
+admit_limited = TAG_GATE.admit_run
 
 
 def _admit_after(dispatcher: Dispatcher, run: TaskRunContext, waits: list[TaskFuture[Any]]) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..states import State
+from . import _limit_waits
 from ._admission import admit, finish_cancelled, finish_crashed
 from ._driver import drive
 from ._executors import Executor
@@ -63,3 +64,6 @@ class DispatchEngine:
             run.future = None
             return True
         return False
+
+
+_limit_waits.install()

@@ -65,6 +65,7 @@ class TaskRunContext(DispatchedRun):
         wait_for: Any = None,
     ) -> None:
         DispatchedRun.__init__(self, context)
+        self._priority = task.priority
         self.task = task
         self.parameters = parameters
         self.wait_for = wait_for

@@ -50,6 +50,7 @@ from .._base import TaskRunner
 from .._remote import dumps, plain_values, snapshot_of, unpicklable_parameter_error
 from ._client import get_async_dask_client, get_dask_client
 from ._future import DistributedFuture, state_of_dask_error
+from ._limits import map_with_limits
 from ._options import check_porting_options as _check_porting_options
 from ._options import close_report, open_report
 from ._worker import fixed_marker, run_on_worker, upstream_marker
@@ -277,7 +278,8 @@ class _Session:
         if not placing:
             return
         try:
-            dask_futures = self.client.map(run_on_worker, payloads, deps, key=keys, pure=False)
+            dask_futures = map_with_limits(self.client, run_on_worker, payloads, deps, keys,
+                                           [f._run._priority for f in placing])  # type: ignore[union-attr]
         except Exception as exc:
             for future in placing:
                 future._finish(Failed(exc, message=f"the cluster did not take the run: {exc}"))

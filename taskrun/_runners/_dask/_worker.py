@@ -32,6 +32,7 @@ from ..._engine._driver import drive
 from ..._engine._executors import DirectAsyncExecutor, InlineExecutor
 from ..._engine._future import TaskFuture
 from ..._engine._resolve import collect_futures, replace_futures
+from ..._limits._remote import adopt, tag_concurrency
 from ...states import Failed, NotReady, State, StateType
 from .._remote import (
     capture_logs,
@@ -138,8 +139,13 @@ def _cancel_check() -> Any:
     return cancelled
 
 
-def run_on_worker(payload: bytes, upstream: tuple[Any, ...] = ()) -> RemoteOutcome:
-    """Run one task run here, engine included, and return its :class:`RemoteOutcome`."""
+def run_on_worker(payload: bytes, upstream: tuple[Any, ...] = (), limits: Any = None) -> RemoteOutcome:
+    """Run one task run here, engine included, and return its :class:`RemoteOutcome`.
+
+    ``limits``: the client's ``taskrun.limits.set()`` definitions; the run's tag
+    limits are taken here, from the cluster-wide semaphores, around the engine.
+    """
+    adopt(limits)
     try:
         blob, wait_for, snap = _load(payload, upstream)
         task = _task_from(blob)
@@ -157,10 +163,11 @@ def run_on_worker(payload: bytes, upstream: tuple[Any, ...] = ()) -> RemoteOutco
     logs: list[dict[str, Any]] = []
     capture_logs(context, logs.append)
     started = time.time()
-    if task.isasync:
-        state = context.run(asyncio.run, drive(run, _CheckedAsync()))
-    else:
-        state = context.run(step_to_end, drive(run, _CheckedInline()))
+    with tag_concurrency(run.tags):
+        if task.isasync:
+            state = context.run(asyncio.run, drive(run, _CheckedAsync()))
+        else:
+            state = context.run(step_to_end, drive(run, _CheckedInline()))
     text: str | None = None
     if state.type is StateType.FAILED and isinstance(state.data, BaseException):
         state.data, text = pack_exception(state.data)
