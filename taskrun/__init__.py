@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .annotations import allow_failure, opaque, quote, unmapped
 from .context import get_run_context, get_run_logger, tags
@@ -85,6 +85,11 @@ __all__ = [
     "CrashedRun",
     "ParameterBindError",
 ]
+
+
+if TYPE_CHECKING:  # what type checkers see of the lazy names below
+    from ._runners._dask._future import DistributedFuture as DistributedFuture
+    from ._runners._process._runner import ProcessPoolTaskRunner as ProcessPoolTaskRunner
 
 
 def __getattr__(name: str) -> Any:
