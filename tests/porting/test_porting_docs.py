@@ -45,7 +45,8 @@ def test_json_logging_example_writes_one_json_line_per_record(
     nightly()
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     retry, failed, end = lines
-    assert retry["level"] == "WARNING" and retry["message"].endswith("retry 1/1 in 0 s after ValueError: bad input 1")
+    assert retry["level"] == "WARNING"
+    assert retry["message"].endswith("retry 1/1 in 0 s after ValueError: bad input 1")
     assert failed["level"] == "ERROR" and "ValueError: bad input 1" in failed["traceback"]
     assert {k: failed[k] for k in ("task_name", "flow_run_name", "attempt")} == {
         "task_name": "flaky", "flow_run_name": "nightly", "attempt": 2,
