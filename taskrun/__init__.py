@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import limits
 from ._limits import concurrency, rate_limit, rate_limit_async
@@ -93,6 +93,11 @@ __all__ = [
     "rate_limit",
     "rate_limit_async",
 ]
+
+
+if TYPE_CHECKING:  # what type checkers see of the lazy names below
+    from ._runners._dask._future import DistributedFuture as DistributedFuture
+    from ._runners._process._runner import ProcessPoolTaskRunner as ProcessPoolTaskRunner
 
 
 def __getattr__(name: str) -> Any:

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Literal, TypeVar, overload
 
 import anyio
 from typing_extensions import ParamSpec
@@ -49,7 +49,8 @@ from .exceptions import ParameterBindError, TaskRunTimeout
 from .states import Completed, Crashed, Failed, State, StateType
 
 P = ParamSpec("P")
-R = TypeVar("R")
+# Covariant so that an ``async def`` flow matches the ``Flow[P, Coroutine[Any, Any, T]]`` overloads.
+R = TypeVar("R", covariant=True)
 T = TypeVar("T")
 
 FlowHook = Callable[["Flow[Any, Any]", FlowRunContext, State[Any]], object]
@@ -227,10 +228,16 @@ class Flow(Generic[P, R]):
     # ------------------------------------------------------------------ calling
 
     @overload
-    def __call__(self: Flow[P, Coroutine[Any, Any, T]], *args: P.args,
+    def __call__(self: Flow[P, Coroutine[Any, Any, T]], *args: P.args,  # type: ignore[overload-overlap]
                  **kwargs: P.kwargs) -> Coroutine[Any, Any, T]: ...
     @overload
     def __call__(self: Flow[P, T], *args: P.args, **kwargs: P.kwargs) -> T: ...
+    # ``return_state=`` cannot sit next to the checked parameters (PEP 612): these take Any.
+    @overload
+    def __call__(self: Flow[..., Coroutine[Any, Any, T]], *args: Any, return_state: Literal[True],
+                 **kwargs: Any) -> Coroutine[Any, Any, State[T]]: ...
+    @overload
+    def __call__(self: Flow[..., T], *args: Any, return_state: Literal[True], **kwargs: Any) -> State[T]: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the flow and return its value; an async flow returns a coroutine.
@@ -442,7 +449,7 @@ def _failed(exc: Exception) -> State[Any]:
 
 
 @overload
-def flow(__fn: Callable[P, R]) -> Flow[P, R]: ...
+def flow(__fn: Callable[P, T]) -> Flow[P, T]: ...
 @overload
 def flow(
     *,
@@ -466,7 +473,7 @@ def flow(
     result_serializer: Any = None,
     progress: bool | None = None,
     record: RecordOption = None,
-) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+) -> Callable[[Callable[P, T]], Flow[P, T]]: ...
 
 
 def flow(__fn: Any = None, **options: Any) -> Any:
@@ -504,7 +511,7 @@ def flow(__fn: Any = None, **options: Any) -> Any:
     if __fn is not None:
         return Flow(__fn, **options)
 
-    def decorate(fn: Callable[P, R]) -> Flow[P, R]:
+    def decorate(fn: Callable[P, T]) -> Flow[P, T]:
         return Flow(fn, **options)
 
     return decorate

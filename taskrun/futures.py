@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._engine._future import ConcurrentFuture, TaskFuture
 from ._engine._waiting import (
@@ -40,6 +40,10 @@ PrefectFuture = TaskFuture
 PrefectConcurrentFuture = ConcurrentFuture
 PrefectFutureList = FutureList
 
+if TYPE_CHECKING:  # what type checkers see of the lazy names below
+    from ._runners._dask._future import DistributedFuture
+    from ._runners._dask._future import DistributedFuture as PrefectDistributedFuture  # noqa: F401
+
 
 def __getattr__(name: str) -> Any:
     # DistributedFuture lives with the Dask support; importing it needs no Dask.
@@ -53,7 +57,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "TaskFuture",
     "ConcurrentFuture",
-    "DistributedFuture",  # noqa: F822 - made on first use by __getattr__
+    "DistributedFuture",  # made on first use by __getattr__
     "FutureList",
     "DoneAndNotDoneFutures",
     "wait",

@@ -23,10 +23,13 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._runners._base import RunnerState, TaskRunner
 from ._runners._thread import ThreadPoolTaskRunner
+
+if TYPE_CHECKING:  # what type checkers see of the lazy name below
+    from ._runners._process._runner import ProcessPoolTaskRunner
 
 
 def __getattr__(name: str) -> Any:
@@ -41,6 +44,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "TaskRunner",
     "ThreadPoolTaskRunner",
-    "ProcessPoolTaskRunner",  # noqa: F822 - made on first use by __getattr__
+    "ProcessPoolTaskRunner",  # made on first use by __getattr__
     "RunnerState",
 ]

@@ -21,7 +21,7 @@ import importlib
 import inspect
 import sys
 from collections.abc import Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
@@ -45,11 +45,16 @@ from .exceptions import MappingMissingIterable, ParameterBindError, UpstreamTask
 from .states import NotReady
 
 if TYPE_CHECKING:
-    from .futures import TaskFuture
+    from .futures import FutureList, TaskFuture
     from .states import State
 
 P = ParamSpec("P")
-R = TypeVar("R")
+# Covariant so that an ``async def`` task (whose R is the checker's own coroutine
+# type) matches the ``Task[P, Coroutine[Any, Any, T]]`` overloads below.
+R = TypeVar("R", covariant=True)
+T = TypeVar("T")
+#: What ``wait_for=`` takes: futures, states or ``allow_failure(future)``.
+WaitFor = Iterable[Any]
 
 Hook = Callable[["Task[Any, Any]", TaskRunContext, "State[Any]"], object]
 
@@ -427,7 +432,27 @@ class Task(Generic[P, R]):
             )
         return runner
 
-    def submit(self, *args: Any, wait_for: Iterable[TaskFuture[Any]] | None = None,
+    # The checked parameters (P) cannot sit next to the ``wait_for=`` / ``return_state=``
+    # keywords (PEP 612), so calls with either keyword match the ``*args: Any`` overloads.
+    @overload
+    def submit(self: Task[P, Coroutine[Any, Any, T]], *args: P.args,  # type: ignore[overload-overlap]
+               **kwargs: P.kwargs) -> TaskFuture[T]: ...
+    @overload
+    def submit(self: Task[P, T], *args: P.args, **kwargs: P.kwargs) -> TaskFuture[T]: ...
+    @overload
+    def submit(self: Task[..., Coroutine[Any, Any, T]], *args: Any, return_state: Literal[True],
+               wait_for: WaitFor | None = None, **kwargs: Any) -> State[T]: ...
+    @overload
+    def submit(self: Task[..., T], *args: Any, return_state: Literal[True],
+               wait_for: WaitFor | None = None, **kwargs: Any) -> State[T]: ...
+    @overload
+    def submit(self: Task[..., Coroutine[Any, Any, T]], *args: Any, wait_for: WaitFor | None,
+               return_state: Literal[False] = False, **kwargs: Any) -> TaskFuture[T]: ...
+    @overload
+    def submit(self: Task[..., T], *args: Any, wait_for: WaitFor | None,
+               return_state: Literal[False] = False, **kwargs: Any) -> TaskFuture[T]: ...
+
+    def submit(self, *args: Any, wait_for: WaitFor | None = None,  # type: ignore[misc]
                return_state: bool = False, **kwargs: Any) -> Any:
         """Submit a run to the current runner and return its future at once.
 
@@ -449,7 +474,21 @@ class Task(Generic[P, R]):
             return future.state
         return future
 
-    def map(self, *args: Any, wait_for: Iterable[TaskFuture[Any]] | None = None,
+    # Mapped arguments are iterables of the parameters, so they are not checked (Any).
+    @overload
+    def map(self: Task[..., Coroutine[Any, Any, T]], *args: Any, return_state: Literal[True],
+            wait_for: WaitFor | None = None, **kwargs: Any) -> list[State[T]]: ...
+    @overload
+    def map(self: Task[..., T], *args: Any, return_state: Literal[True],
+            wait_for: WaitFor | None = None, **kwargs: Any) -> list[State[T]]: ...
+    @overload
+    def map(self: Task[..., Coroutine[Any, Any, T]], *args: Any, wait_for: WaitFor | None = None,
+            return_state: Literal[False] = False, **kwargs: Any) -> FutureList[TaskFuture[T]]: ...
+    @overload
+    def map(self: Task[..., T], *args: Any, wait_for: WaitFor | None = None,
+            return_state: Literal[False] = False, **kwargs: Any) -> FutureList[TaskFuture[T]]: ...
+
+    def map(self, *args: Any, wait_for: WaitFor | None = None,
             return_state: bool = False, progress: bool = False, **kwargs: Any) -> Any:
         """Submit one run per element of the iterable arguments.
 
@@ -507,11 +546,23 @@ class Task(Generic[P, R]):
         return parameters
 
     @overload
-    def __call__(
-        self: Task[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs
-    ) -> Coroutine[Any, Any, R]: ...
+    def __call__(  # type: ignore[overload-overlap]
+        self: Task[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, T]: ...
     @overload
-    def __call__(self: Task[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def __call__(self: Task[P, T], *args: P.args, **kwargs: P.kwargs) -> T: ...
+    @overload
+    def __call__(self: Task[..., Coroutine[Any, Any, T]], *args: Any, return_state: Literal[True],
+                 wait_for: WaitFor | None = None, **kwargs: Any) -> Coroutine[Any, Any, State[T]]: ...
+    @overload
+    def __call__(self: Task[..., T], *args: Any, return_state: Literal[True],
+                 wait_for: WaitFor | None = None, **kwargs: Any) -> State[T]: ...
+    @overload
+    def __call__(self: Task[..., Coroutine[Any, Any, T]], *args: Any, wait_for: WaitFor | None,
+                 return_state: Literal[False] = False, **kwargs: Any) -> Coroutine[Any, Any, T]: ...
+    @overload
+    def __call__(self: Task[..., T], *args: Any, wait_for: WaitFor | None,
+                 return_state: Literal[False] = False, **kwargs: Any) -> T: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task now (retries, timeout and hooks apply) and return its result.
@@ -641,7 +692,7 @@ def _rebuild_task(fn: Callable[..., Any], options: dict[str, Any]) -> Task[Any, 
 
 
 @overload
-def task(__fn: Callable[P, R]) -> Task[P, R]: ...
+def task(__fn: Callable[P, T]) -> Task[P, T]: ...
 @overload
 def task(
     *,
@@ -673,7 +724,7 @@ def task(
     on_commit: list[Callable[[Any], object]] | None = None,
     on_rollback: list[Callable[[Any], object]] | None = None,
     priority: int = 0,
-) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+) -> Callable[[Callable[P, T]], Task[P, T]]: ...
 
 
 def task(__fn: Any = None, **options: Any) -> Any:
@@ -727,7 +778,7 @@ def task(__fn: Any = None, **options: Any) -> Any:
     if __fn is not None:
         return Task(__fn, **options)
 
-    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+    def decorate(fn: Callable[P, T]) -> Task[P, T]:
         return Task(fn, **options)
 
     return decorate

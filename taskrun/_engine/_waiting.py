@@ -6,7 +6,7 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import anyio
@@ -24,6 +24,7 @@ from ._future import (
 from ._resolve import collect_futures, replace_futures
 
 F = TypeVar("F", bound="TaskFuture[Any]")
+T = TypeVar("T")
 
 
 class _Countdown:
@@ -132,7 +133,9 @@ class FutureList(list[F]):
         check_timeout(timeout)
         _wait_many(list(self), timeout, stop_on_failure=False)
 
-    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[Any]:
+    # `self: Sequence[TaskFuture[T]]` reads T out of the future type F (for type checkers).
+    def result(self: Sequence[TaskFuture[T]], timeout: float | None = None,
+               raise_on_failure: bool = True) -> list[T]:
         """Values in input order; raises the first failure as soon as it happens."""
         check_timeout(timeout)
         futures: list[TaskFuture[Any]] = list(self)
@@ -144,7 +147,8 @@ class FutureList(list[F]):
         check_timeout(timeout)
         await _wait_many_async(list(self), timeout, stop_on_failure=False)
 
-    async def result_async(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[Any]:
+    async def result_async(self: Sequence[TaskFuture[T]], timeout: float | None = None,
+                           raise_on_failure: bool = True) -> list[T]:
         """The async twin of :meth:`result`."""
         check_timeout(timeout)
         futures: list[TaskFuture[Any]] = list(self)

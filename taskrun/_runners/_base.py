@@ -9,8 +9,8 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from typing import Any, Generic, TypeVar, overload
 
 import anyio
 from typing_extensions import Self
@@ -34,6 +34,7 @@ from ..tasks import Task
 from ._mapping import split_parameters, stream_parameters
 
 F = TypeVar("F", bound=TaskFuture[Any])
+T = TypeVar("T")
 
 
 def _check_task(task: Any) -> Task[Any, Any]:
@@ -132,7 +133,7 @@ class TaskRunner(abc.ABC, Generic[F]):
         """Hand runs over for execution; one future per run, in order."""
 
     def submit(self, task: Task[Any, Any], parameters: dict[str, Any],
-               wait_for: Iterable[TaskFuture[Any]] | None = None,
+               wait_for: Iterable[Any] | None = None,
                dependencies: dict[str, set[Any]] | None = None) -> F:
         """Submit one run of ``task`` and return its future at once.
 
@@ -148,13 +149,13 @@ class TaskRunner(abc.ABC, Generic[F]):
         return self._submit_runs(self._new_runs(task, [parameters], wait_for, dependencies))[0]
 
     def _submit_bound(self, task: Task[Any, Any], parameters: dict[str, Any],
-                      wait_for: Iterable[TaskFuture[Any]] | None) -> F:
+                      wait_for: Iterable[Any] | None) -> F:
         """:meth:`submit` for parameters bound by ``task.submit`` (checked already)."""
         self._check_open()
         return self._submit_runs(self._new_runs(task, [parameters], wait_for))[0]
 
     def map(self, task: Task[Any, Any], parameters: dict[str, Any],
-            wait_for: Iterable[TaskFuture[Any]] | None = None, progress: bool = False) -> FutureList[F]:
+            wait_for: Iterable[Any] | None = None, progress: bool = False) -> FutureList[F]:
         """Submit one run per element of the iterable parameters.
 
         Iterables are split; everything else (and ``unmapped(...)``) is passed to
@@ -173,13 +174,13 @@ class TaskRunner(abc.ABC, Generic[F]):
         return self._map(_check_task(task), parameters, wait_for, check=True, progress=progress)
 
     def _map_bound(self, task: Task[Any, Any], parameters: dict[str, Any],
-                   wait_for: Iterable[TaskFuture[Any]] | None, progress: bool = False) -> FutureList[F]:
+                   wait_for: Iterable[Any] | None, progress: bool = False) -> FutureList[F]:
         """:meth:`map` for parameters bound by ``task.map`` (checked already)."""
         self._check_open()
         return self._map(task, parameters, wait_for, check=False, progress=progress)
 
     def _map(self, task: Task[Any, Any], parameters: dict[str, Any],
-             wait_for: Iterable[TaskFuture[Any]] | None, check: bool,
+             wait_for: Iterable[Any] | None, check: bool,
              progress: bool = False) -> FutureList[F]:
         # Splitting may wait for a future's result: the collector stays on for that.
         params_list = split_parameters(task.name, parameters)
@@ -193,6 +194,13 @@ class TaskRunner(abc.ABC, Generic[F]):
 
     def _default_in_flight(self) -> int:
         return 2 * int(getattr(self, "max_workers", 8))
+
+    @overload
+    def imap(self, task: Task[..., Coroutine[Any, Any, T]], parameters: dict[str, Any],
+             max_in_flight: int | None = None, ordered: bool = True) -> Iterator[T]: ...
+    @overload
+    def imap(self, task: Task[..., T], parameters: dict[str, Any], max_in_flight: int | None = None,
+             ordered: bool = True) -> Iterator[T]: ...
 
     def imap(self, task: Task[Any, Any], parameters: dict[str, Any], max_in_flight: int | None = None,
              ordered: bool = True, progress: bool = False) -> Iterator[Any]:
@@ -242,6 +250,13 @@ class TaskRunner(abc.ABC, Generic[F]):
             stream.cancel_rest()
             if shown is not None:
                 shown.close_later()
+
+    @overload
+    def aimap(self, task: Task[..., Coroutine[Any, Any, T]], parameters: dict[str, Any],
+              max_in_flight: int | None = None, ordered: bool = True) -> AsyncIterator[T]: ...
+    @overload
+    def aimap(self, task: Task[..., T], parameters: dict[str, Any], max_in_flight: int | None = None,
+              ordered: bool = True) -> AsyncIterator[T]: ...
 
     async def aimap(self, task: Task[Any, Any], parameters: dict[str, Any],
                     max_in_flight: int | None = None, ordered: bool = True,

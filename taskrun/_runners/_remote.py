@@ -197,6 +197,40 @@ def unpicklable_parameter_error(task_name: str, parameters: dict[str, Any],
     )
 
 
+_KEPT_LOCAL = ("on_completion", "on_failure", "on_running", "retry_condition_fn")
+
+
+def unpicklable_task_error(task: Task[Any, Any], error: BaseException) -> TypeError:
+    """The error of a task that cannot be pickled, with the hint that fits the cause.
+
+    "Define it at module level" only when the function is defined inside another
+    function (it goes by value, with everything it uses); a function of the main
+    script goes by value with the globals it uses; otherwise the failing option is named.
+    """
+    what = (f"task {task.name!r} cannot be pickled to reach a worker process "
+            f"({type(error).__name__}: {error})")
+    fn = task.fn
+    try:
+        dumps(fn)
+    except Exception:
+        qualname = str(getattr(fn, "__qualname__", ""))
+        if "<locals>" in qualname or "<lambda>" in qualname:
+            return TypeError(f"{what}: its function is defined inside another function, so it is "
+                             "sent by value with everything it uses; define it at module level")
+        if getattr(fn, "__module__", None) in ("__main__", "__mp_main__"):
+            return TypeError(f"{what}: its function is in the main script, so it is sent by value with "
+                             "the globals it uses; make those picklable, or move the task to a module")
+        return TypeError(f"{what}: its function cannot be pickled")
+    for name, value in task._options().items():
+        if name in _KEPT_LOCAL:
+            continue
+        try:
+            dumps(value)
+        except Exception:
+            return TypeError(f"{what}: its option {name}={value!r} cannot be pickled; make it picklable")
+    return TypeError(what)
+
+
 def unpicklable_result_error(run_name: str, exc: BaseException) -> TypeError:
     return TypeError(
         f"the result of task run {run_name!r} cannot be pickled to leave its worker "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 from typing_extensions import Self
@@ -18,6 +19,12 @@ from .._engine._future import ConcurrentFuture
 from .._engine._record import TaskRunContext
 from ..states import Pending
 from ._base import TaskRunner
+
+if TYPE_CHECKING:
+    from .._engine._waiting import FutureList
+    from ..tasks import Task
+
+T = TypeVar("T")
 
 
 class ThreadPoolTaskRunner(TaskRunner[ConcurrentFuture[Any]]):
@@ -50,6 +57,27 @@ class ThreadPoolTaskRunner(TaskRunner[ConcurrentFuture[Any]]):
 
     def duplicate(self) -> Self:
         return type(self)(max_workers=self.max_workers)
+
+    if TYPE_CHECKING:  # the base's code, typed with the task's return type
+        @overload
+        def submit(self, task: Task[..., Coroutine[Any, Any, T]], parameters: dict[str, Any],
+                   wait_for: Iterable[Any] | None = None,
+                   dependencies: dict[str, set[Any]] | None = None) -> ConcurrentFuture[T]: ...
+        @overload
+        def submit(self, task: Task[..., T], parameters: dict[str, Any],
+                   wait_for: Iterable[Any] | None = None,
+                   dependencies: dict[str, set[Any]] | None = None) -> ConcurrentFuture[T]: ...
+        def submit(self, task: Any, parameters: Any, wait_for: Any = None,
+                   dependencies: Any = None) -> Any: ...
+        @overload
+        def map(self, task: Task[..., Coroutine[Any, Any, T]], parameters: dict[str, Any],
+                wait_for: Iterable[Any] | None = None,
+                progress: bool = False) -> FutureList[ConcurrentFuture[T]]: ...
+        @overload
+        def map(self, task: Task[..., T], parameters: dict[str, Any],
+                wait_for: Iterable[Any] | None = None,
+                progress: bool = False) -> FutureList[ConcurrentFuture[T]]: ...
+        def map(self, task: Any, parameters: Any, wait_for: Any = None, progress: bool = False) -> Any: ...
 
     def _config(self) -> tuple[Any, ...]:
         return (self.max_workers,)

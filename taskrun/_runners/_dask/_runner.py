@@ -34,8 +34,8 @@ import logging
 import pickle
 import queue
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 from typing_extensions import Self
@@ -54,6 +54,12 @@ from ._limits import map_with_limits
 from ._options import check_porting_options as _check_porting_options
 from ._options import close_report, open_report
 from ._worker import fixed_marker, run_on_worker, upstream_marker
+
+if TYPE_CHECKING:
+    from ..._engine._waiting import FutureList
+    from ...tasks import Task
+
+T = TypeVar("T")
 
 logger = logging.getLogger("taskrun.dask")
 
@@ -142,6 +148,27 @@ class DaskTaskRunner(TaskRunner[DistributedFuture[Any]]):
                           dict(self.client_kwargs), cluster=self.cluster,
                           adapt_kwargs=dict(self.adapt_kwargs),
                           performance_report_path=self.performance_report_path)
+
+    if TYPE_CHECKING:  # the base's code, typed with the task's return type
+        @overload
+        def submit(self, task: Task[..., Coroutine[Any, Any, T]], parameters: dict[str, Any],
+                   wait_for: Iterable[Any] | None = None,
+                   dependencies: dict[str, set[Any]] | None = None) -> DistributedFuture[T]: ...
+        @overload
+        def submit(self, task: Task[..., T], parameters: dict[str, Any],
+                   wait_for: Iterable[Any] | None = None,
+                   dependencies: dict[str, set[Any]] | None = None) -> DistributedFuture[T]: ...
+        def submit(self, task: Any, parameters: Any, wait_for: Any = None,
+                   dependencies: Any = None) -> Any: ...
+        @overload
+        def map(self, task: Task[..., Coroutine[Any, Any, T]], parameters: dict[str, Any],
+                wait_for: Iterable[Any] | None = None,
+                progress: bool = False) -> FutureList[DistributedFuture[T]]: ...
+        @overload
+        def map(self, task: Task[..., T], parameters: dict[str, Any],
+                wait_for: Iterable[Any] | None = None,
+                progress: bool = False) -> FutureList[DistributedFuture[T]]: ...
+        def map(self, task: Any, parameters: Any, wait_for: Any = None, progress: bool = False) -> Any: ...
 
     def _config(self) -> tuple[Any, ...]:
         return (self.address, _class_key(self.cluster_class), _frozen(self.cluster_kwargs),

@@ -25,8 +25,9 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import wait as wait_for_objects
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..._core._backend import RunCancelledSignal
 from .._remote import (
@@ -37,8 +38,9 @@ from .._remote import (
     loads,
     plain_values,
     unpicklable_parameter_error,
+    unpicklable_task_error,
 )
-from ._worker import DONE, LOG, READY, worker_main
+from ._worker import DONE, EXIT_NO_MAIN_GUARD, INIT_FAILED, LOG, READY, worker_main
 
 #: How long an abandoned call (its run was cancelled or timed out) may keep its
 #: worker process busy before the process is killed and replaced.
@@ -49,6 +51,55 @@ ABANDON_GRACE_SECONDS = 2.0
 _START_FAILURES_ALLOWED = 3
 
 Outcome = tuple[bool, Any]
+
+
+_NO_MAIN_GUARD = (
+    "the worker processes cannot start: the main script has no `if __name__ == \"__main__\":` "
+    "guard. A process pool starts its workers by importing the main script again, and this one "
+    "enters a ProcessPoolTaskRunner (or calls a flow that uses one) at import time. Put that code "
+    "under `if __name__ == \"__main__\":` (or in a function called from there)"
+)
+
+
+class PoolOptions(NamedTuple):
+    """What a pool's worker processes are started with, checked where the runner is made."""
+
+    initializer: Callable[..., object] | None = None
+    initargs: tuple[Any, ...] = ()
+    max_tasks_per_child: int | None = None
+    #: The pickled ``(initializer, initargs)``, as the workers receive it.
+    blob: bytes | None = None
+
+    @classmethod
+    def check(cls, initializer: Callable[..., object] | None, initargs: Iterable[Any],
+              max_tasks_per_child: int | None) -> PoolOptions:
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be a callable run once in each worker, got {initializer!r}")
+        try:
+            initargs = tuple(initargs)
+        except TypeError:
+            raise TypeError(
+                f"initargs must be a tuple of arguments for initializer, got {initargs!r}"
+            ) from None
+        if initargs and initializer is None:
+            raise ValueError("initargs were given without an initializer; pass initializer= as well")
+        if max_tasks_per_child is not None and (
+            isinstance(max_tasks_per_child, bool) or not isinstance(max_tasks_per_child, int)
+            or max_tasks_per_child < 1
+        ):
+            raise ValueError(
+                f"max_tasks_per_child must be a whole number >= 1 or None, got {max_tasks_per_child!r}"
+            )
+        blob = None
+        if initializer is not None:
+            try:
+                blob = dumps((initializer, initargs))
+            except Exception as exc:
+                raise TypeError(
+                    f"initializer {initializer!r} and its initargs must be picklable to reach the worker "
+                    f"processes ({type(exc).__name__}: {exc})"
+                ) from None
+        return cls(initializer, initargs, max_tasks_per_child, blob)
 
 
 class WorkerProcessDied(BaseException):
@@ -95,7 +146,7 @@ _resolve_lock = threading.Lock()
 
 
 class _Worker:
-    __slots__ = ("call", "conn", "index", "kill_at", "process", "ready")
+    __slots__ = ("call", "calls", "conn", "index", "kill_at", "process", "ready", "retiring")
 
     def __init__(self, index: int, process: Any, conn: Any) -> None:
         self.index = index
@@ -104,6 +155,8 @@ class _Worker:
         self.ready = False
         self.call: Call | None = None
         self.kill_at: float | None = None
+        self.calls = 0
+        self.retiring = False  # told to stop after max_tasks_per_child calls
 
 
 def _describe_exit(code: int | None) -> str:
@@ -120,10 +173,14 @@ def _describe_exit(code: int | None) -> str:
 class ProcessPool:
     """Worker processes for one runner; see the module docstring."""
 
-    def __init__(self, max_workers: int, name: str) -> None:
+    def __init__(self, max_workers: int, name: str, options: PoolOptions | None = None) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         self._max = max_workers
         self._name = name
+        self._options = options or PoolOptions()
+        #: Set once no worker can ever start (initializer failed, no main guard):
+        #: makes the error every queued and later call fails with.
+        self._broken: Callable[[], Exception] | None = None
         self._flags = self._ctx.RawArray("b", max_workers)
         self._free_indexes = list(range(max_workers - 1, -1, -1))
         self._workers: list[_Worker] = []
@@ -237,7 +294,9 @@ class ProcessPool:
         for command, call in commands:
             if command == "submit":
                 assert call is not None
-                if not call.abandoned:
+                if self._broken is not None:
+                    self._done.append((call, (False, self._broken())))
+                elif not call.abandoned:
                     self._pending.append(call)
             elif command == "abandon":
                 assert call is not None
@@ -285,7 +344,7 @@ class ProcessPool:
         self._flags[index] = 0
         parent_conn, child_conn = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=worker_main, args=(child_conn, self._flags, index),
+            target=worker_main, args=(child_conn, self._flags, index, self._options.blob),
             name=f"{self._name}-worker-{index}", daemon=True,
         )
         try:
@@ -317,13 +376,27 @@ class ProcessPool:
             call, w.call, w.kill_at = w.call, None, None
             if call is not None and not call.abandoned:
                 self._done.append((call, _decode(payload)))
-            if self._stopping:
+            w.calls += 1
+            limit = self._options.max_tasks_per_child
+            if limit is not None and w.calls >= limit:
+                w.retiring = True  # it exits; _dispatch starts a fresh one when needed
+                self._send_stop(w)
+            elif self._stopping:
                 self._send_stop(w)
         elif kind == READY:
             w.ready = True
             self._start_failures = 0
             if self._stopping:
                 self._send_stop(w)
+        elif kind == INIT_FAILED:
+            self._break(_initializer_failed(self._options.initializer, _decode(payload)[1]))
+
+    def _break(self, error: Callable[[], Exception]) -> None:
+        """No worker can start: fail what waits, and everything submitted from now on."""
+        if self._broken is None:
+            self._broken = error
+        while self._pending:
+            self._done.append((self._pending.popleft(), (False, self._broken())))
 
     def _reap(self, w: _Worker) -> None:
         w.process.join(1.0)
@@ -336,7 +409,9 @@ class ProcessPool:
             self._done.append((call, (False, WorkerProcessDied(
                 f"the worker process running it died (pid {w.process.pid}, {how})"
             ))))
-        if not w.ready and not self._stopping:
+        if not w.ready and w.process.exitcode == EXIT_NO_MAIN_GUARD:
+            self._break(lambda: RuntimeError(_NO_MAIN_GUARD))
+        elif not w.ready and not self._stopping:
             self._start_failures += 1
             if self._start_failures >= _START_FAILURES_ALLOWED:
                 self._start_failures = 0
@@ -360,10 +435,11 @@ class ProcessPool:
         for w in self._workers:
             if not pending:
                 break
-            if w.ready and w.call is None:
+            if w.ready and w.call is None and not w.retiring:
                 self._send(w, pending)
         starting = sum(1 for w in self._workers if not w.ready)
-        while not self._stopping and len(pending) > starting and len(self._workers) < self._max:
+        while (not self._stopping and self._broken is None and len(pending) > starting
+               and len(self._workers) < self._max):
             self._start_worker()
             starting += 1
 
@@ -392,10 +468,7 @@ class ProcessPool:
             try:
                 blob = dumps(task, trim_tasks=True)
             except Exception as exc:
-                raise TypeError(
-                    f"task {task.name!r} cannot be pickled to reach a worker process "
-                    f"({type(exc).__name__}: {exc}); define it at module level"
-                ) from None
+                raise unpicklable_task_error(task, exc) from None
             self._blobs[id(task)] = (task, blob)
         else:
             blob = cached[1]
@@ -431,6 +504,20 @@ class ProcessPool:
         finally:
             self._wake_r.close()
             self._wake_w.close()
+
+
+def _initializer_failed(initializer: Any, exc: BaseException) -> Callable[[], Exception]:
+    name = getattr(initializer, "__qualname__", None) or repr(initializer)
+
+    def error() -> Exception:
+        new = RuntimeError(
+            f"the process pool's initializer {name} raised {type(exc).__name__}: {exc} in a worker "
+            "process; no run can start in this pool (fix the initializer, or catch the error in it)"
+        )
+        new.__cause__ = exc
+        return new
+
+    return error
 
 
 def _decode(payload: bytes) -> Outcome:

@@ -12,10 +12,12 @@ the run, so that ``get_run_context()`` (tags, attempt, parameters,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio
+from typing_extensions import Self
 
 from ... import settings
 from ..._core._dispatch import Dispatcher
@@ -25,7 +27,8 @@ from ..._observe import _events
 from ...tasks import Task
 from .._remote import RemoteError, RemoteTraceback, snapshot_of
 from .._thread import ThreadPoolTaskRunner
-from ._pool import ABANDON_GRACE_SECONDS, Call, ProcessPool, WorkerProcessDied
+from ._pool import ABANDON_GRACE_SECONDS, Call, PoolOptions, ProcessPool, WorkerProcessDied
+from ._worker import EXIT_NO_MAIN_GUARD
 
 
 class ProcessExecutor(RunnerExecutor):
@@ -41,9 +44,10 @@ class ProcessExecutor(RunnerExecutor):
     replaced.
     """
 
-    def __init__(self, dispatcher: Dispatcher, max_workers: int, name: str) -> None:
+    def __init__(self, dispatcher: Dispatcher, max_workers: int, name: str,
+                 options: PoolOptions | None = None) -> None:
         super().__init__(dispatcher)
-        self.pool = ProcessPool(max_workers, name)
+        self.pool = ProcessPool(max_workers, name, options)
 
     def way(self, task: Task[Any, Any]) -> Way:
         return Way.CALL_SYNC  # every body, sync or async, goes through call_sync below
@@ -86,8 +90,16 @@ class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
     - ``cancel_all()`` cancels queued runs; running ones get the cooperative
       cancel flag (see :class:`ProcessExecutor` for what happens next).
 
+    - ``initializer(*initargs)`` runs once in each worker process when it
+      starts (pickled like a task). If it raises, the pool is broken: every run
+      queued or submitted later fails with a ``RuntimeError`` naming it.
+    - ``max_tasks_per_child=N``: a worker process exits after N bodies and a
+      fresh one replaces it on demand (leaky libraries, memory growth).
+
     Scripts that use it need the usual ``if __name__ == "__main__":`` guard,
-    as with any ``spawn``-based pool.
+    as with any ``spawn``-based pool. Without it, the runs fail at once with a
+    ``RuntimeError`` that says so (the workers, which re-import the script,
+    stop at the runner instead of running it again).
 
     Example::
 
@@ -102,15 +114,53 @@ class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
                 print(runner.map(crunch, {"n": [10**6] * 8}).result())
     """
 
-    def __init__(self, max_workers: int | None = None) -> None:
+    def __init__(self, max_workers: int | None = None, *,
+                 initializer: Callable[..., object] | None = None, initargs: Iterable[Any] = (),
+                 max_tasks_per_child: int | None = None) -> None:
         if max_workers is None:
             max_workers = settings.process_pool_max_workers()
         super().__init__(max_workers=max_workers)
+        self._options = PoolOptions.check(initializer, initargs, max_tasks_per_child)
         self._executor: ProcessExecutor | None = None
 
+    @property
+    def initializer(self) -> Callable[..., object] | None:
+        return self._options.initializer
+
+    @property
+    def initargs(self) -> tuple[Any, ...]:
+        return self._options.initargs
+
+    @property
+    def max_tasks_per_child(self) -> int | None:
+        return self._options.max_tasks_per_child
+
+    def duplicate(self) -> Self:
+        return type(self)(self.max_workers, initializer=self.initializer, initargs=self.initargs,
+                          max_tasks_per_child=self.max_tasks_per_child)
+
+    def _config(self) -> tuple[Any, ...]:
+        return (self.max_workers, self.initializer, self.initargs, self.max_tasks_per_child)
+
+    def __hash__(self) -> int:  # initargs may hold unhashable values
+        return hash((type(self), self.max_workers, self.max_tasks_per_child))
+
     def _executor_for(self, dispatcher: Dispatcher) -> Executor:
-        executor = self._executor = ProcessExecutor(dispatcher, self.max_workers, f"taskrun-{self.name}")
+        executor = self._executor = ProcessExecutor(dispatcher, self.max_workers, f"taskrun-{self.name}",
+                                                    self._options)
         return executor
+
+    # A worker process re-imports the main script; one without the main guard
+    # reaches this runner again while multiprocessing is still preparing the
+    # worker. Stop there, quietly, with an exit code the parent recognises.
+
+    def _open_sync(self) -> None:
+        _exit_if_importing_main()
+        super()._open_sync()
+
+    async def _open_async(self) -> None:
+        _exit_if_importing_main()
+        await super()._open_async()
 
     def _pool(self) -> ProcessPool | None:
         executor, self._executor = self._executor, None
@@ -135,6 +185,11 @@ class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
                 manager = pool.stop()
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(manager.join)
+
+
+def _exit_if_importing_main() -> None:
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SystemExit(EXIT_NO_MAIN_GUARD)
 
 
 __all__ = [

@@ -4,8 +4,10 @@ Protocol on the worker's pipe (every message is one ``send_bytes``):
 
 - parent -> worker: a pickled call ``(task_blob, args, kwargs, snapshot)``, or
   ``b""`` to stop;
-- worker -> parent: :data:`READY` once started, :data:`LOG` + a pickled log
-  record while a body runs, :data:`DONE` + a pickled outcome when it returns.
+- worker -> parent: :data:`READY` once started (after the pool's initializer),
+  :data:`LOG` + a pickled log record while a body runs, :data:`DONE` + a pickled
+  outcome when it returns, or :data:`INIT_FAILED` + a pickled ``("error", ...)``
+  outcome when the initializer raised (then the worker exits).
 
 Outcomes: ``("ok", value)``, ``("error", exc, traceback_text)`` for an
 ``Exception``, ``("crash", exc, traceback_text)`` for another ``BaseException``
@@ -41,16 +43,26 @@ from .._remote import (
 READY = b"R"
 LOG = b"L"
 DONE = b"D"
+INIT_FAILED = b"I"
+
+#: Exit status of a worker whose main script, re-imported, entered a process pool
+#: runner itself: the script has no ``if __name__ == "__main__":`` guard.
+EXIT_NO_MAIN_GUARD = 86
 
 _TASK_CACHE_SIZE = 128
 _FLAG_POLL_SECONDS = 0.05
 
 
-def worker_main(conn: Any, flags: Any, index: int) -> None:
-    """Entry point of a worker process (spawned by :class:`~taskrun._process_pool.ProcessPool`)."""
+def worker_main(conn: Any, flags: Any, index: int, initializer: bytes | None = None) -> None:
+    """Entry point of a worker process (spawned by :class:`~taskrun._process_pool.ProcessPool`).
+
+    ``initializer`` is the pickled ``(initializer, initargs)`` of the pool, if any.
+    """
     # Ctrl-C reaches the whole process group; the parent decides what to cancel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _Worker(conn, lambda: flags[index] != 0).serve()
+    worker = _Worker(conn, lambda: flags[index] != 0)
+    if initializer is None or worker.initialize(initializer):
+        worker.serve()
     # Told to stop (or the parent is gone): nothing of this process is needed
     # any more, so skip the interpreter's slow teardown.
     for stream in (sys.stdout, sys.stderr):
@@ -74,6 +86,19 @@ class _Worker:
 
     def _send_log(self, record: dict[str, Any]) -> None:
         self._send(LOG, pickle.dumps(record))
+
+    def initialize(self, blob: bytes) -> bool:
+        """Run the pool's initializer; on failure tell the parent and return False."""
+        try:
+            initializer, initargs = loads(blob)
+            initializer(*initargs)
+        except BaseException as exc:
+            try:
+                self._send(INIT_FAILED, _error(exc))
+            except OSError:  # the parent is gone
+                pass
+            return False
+        return True
 
     def serve(self) -> None:
         install_capture()
