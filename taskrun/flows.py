@@ -55,6 +55,9 @@ class Flow(Generic[P, R]):
             raise TypeError(f"@flow needs a function, got {fn!r}")
         if task_runner is not None and not isinstance(task_runner, TaskRunner):
             raise TypeError(f"task_runner must be a TaskRunner instance, got {task_runner!r}")
+        if timeout_seconds is not None and (isinstance(timeout_seconds, bool)
+                                            or not isinstance(timeout_seconds, (int, float))):
+            raise TypeError(f"timeout_seconds must be a number of seconds > 0 (or None), got {timeout_seconds!r}")
         if timeout_seconds is not None and not timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be a number > 0, got {timeout_seconds!r}")
         self.fn = fn
@@ -113,7 +116,8 @@ class Flow(Generic[P, R]):
 
         thread = threading.Thread(target=target, name=f"taskrun-flow-{self.name}", daemon=True)
         thread.start()
-        thread.join(self.timeout_seconds)
+        # A timeout past the platform's limit (math.inf) means no limit.
+        thread.join(self.timeout_seconds if self.timeout_seconds < threading.TIMEOUT_MAX else None)
         if not box:
             raise TaskRunTimeout(f"flow {self.name!r} timed out after {self.timeout_seconds} s")
         ok, value = box[0]

@@ -49,10 +49,51 @@ logger = logging.getLogger("taskrun.futures")
 _lock = threading.Lock()
 
 
-def check_timeout(timeout: float | None) -> None:
-    """Reject negative and NaN timeouts with a ValueError."""
-    if timeout is not None and not (timeout >= 0):
+def check_timeout(timeout: float | None) -> float | None:
+    """Reject negative, NaN and non-numeric timeouts; return the timeout to use.
+
+    A timeout too large for the platform's waits (``math.inf``, ``1e10``) means
+    "wait for ever" and comes back as None.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
+    if not (timeout >= 0):
         raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
+    if timeout >= threading.TIMEOUT_MAX:
+        return None
+    return timeout
+
+
+def _futures_of(futures: Iterable[TaskFuture[Any]], what: str) -> list[TaskFuture[Any]]:
+    """``futures`` as a list, or a TypeError naming ``what`` and the item that is not a future."""
+    try:
+        items = list(futures)
+    except TypeError:
+        if not hasattr(futures, "__iter__"):
+            raise TypeError(
+                f"{what} takes an iterable of futures, got {type(futures).__name__} {futures!r}"
+            ) from None
+        raise
+    for index, item in enumerate(items):
+        if not isinstance(item, TaskFuture):
+            raise _not_a_future(what, index, item)
+    return items
+
+
+def _not_a_future(what: str, index: int, item: Any) -> TypeError:
+    return TypeError(
+        f"{what} takes futures (returned by submit/map); item {index} is "
+        f"{item!r} of type {type(item).__name__}"
+    )
+
+
+def _check_items(futures: list[Any], what: str) -> None:
+    """Raise the TypeError for the first item of ``futures`` that is not a future."""
+    for index, item in enumerate(futures):
+        if not isinstance(item, TaskFuture):
+            raise _not_a_future(what, index, item)
 
 
 def _refuse_blocking_on_loop(what: str) -> None:
@@ -212,7 +253,7 @@ class TaskFuture(abc.ABC, Generic[R]):
         :meth:`wait_async` there. Inside a run, the run's slot is given back while
         it waits.
         """
-        check_timeout(timeout)
+        timeout = check_timeout(timeout)
         if self._final:
             return
         _refuse_blocking_on_loop("future.wait()")
@@ -236,7 +277,7 @@ class TaskFuture(abc.ABC, Generic[R]):
         Always yields to the loop once, even when the run is already done.
         Cancelling the caller stops the waiting, not the run.
         """
-        check_timeout(timeout)
+        timeout = check_timeout(timeout)
         if self._final:
             await current_backend().checkpoint()
             return
@@ -378,13 +419,17 @@ class _Countdown:
             self._fire(None)
 
 
-def _unfinished(futures: Iterable[TaskFuture[Any]]) -> list[TaskFuture[Any]]:
+def _unfinished(futures: list[TaskFuture[Any]], what: str = "FutureList") -> list[TaskFuture[Any]]:
     seen: set[int] = set()
     out = []
-    for f in futures:
-        if not f._final and id(f) not in seen:
-            seen.add(id(f))
-            out.append(f)
+    try:
+        for f in futures:
+            if not f._final and id(f) not in seen:
+                seen.add(id(f))
+                out.append(f)
+    except AttributeError:  # the items are checked only when one is not a future
+        _check_items(futures, what)
+        raise
     return out
 
 
@@ -414,8 +459,9 @@ class _CountdownWait:
                 f._remove_done_callback(self._countdown)
 
 
-def _wait_many(futures: list[TaskFuture[Any]], timeout: float | None, stop_on_failure: bool) -> None:
-    pending = _unfinished(futures)
+def _wait_many(futures: list[TaskFuture[Any]], timeout: float | None, stop_on_failure: bool,
+               what: str = "FutureList") -> None:
+    pending = _unfinished(futures, what)
     if not pending or (stop_on_failure and _first_failure(futures) is not None):
         return
     _refuse_blocking_on_loop("waiting for futures")
@@ -424,8 +470,8 @@ def _wait_many(futures: list[TaskFuture[Any]], timeout: float | None, stop_on_fa
 
 
 async def _wait_many_async(futures: list[TaskFuture[Any]], timeout: float | None,
-                           stop_on_failure: bool) -> None:
-    pending = _unfinished(futures)
+                           stop_on_failure: bool, what: str = "FutureList") -> None:
+    pending = _unfinished(futures, what)
     if not pending or (stop_on_failure and _first_failure(futures) is not None):
         await current_backend().checkpoint()
         return
@@ -455,24 +501,22 @@ class FutureList(list[F]):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until every run is final, or ``timeout`` passes."""
-        check_timeout(timeout)
-        _wait_many(list(self), timeout, stop_on_failure=False)
+        _wait_many(list(self), check_timeout(timeout), stop_on_failure=False)
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[Any]:
         """Values in input order; raises the first failure as soon as it happens."""
-        check_timeout(timeout)
+        timeout = check_timeout(timeout)
         futures: list[TaskFuture[Any]] = list(self)
         _wait_many(futures, timeout, stop_on_failure=raise_on_failure)
         return _results(futures, timeout, raise_on_failure)
 
     async def wait_async(self, timeout: float | None = None) -> None:
         """Await every run, without blocking the loop."""
-        check_timeout(timeout)
-        await _wait_many_async(list(self), timeout, stop_on_failure=False)
+        await _wait_many_async(list(self), check_timeout(timeout), stop_on_failure=False)
 
     async def result_async(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[Any]:
         """The async twin of :meth:`result`."""
-        check_timeout(timeout)
+        timeout = check_timeout(timeout)
         futures: list[TaskFuture[Any]] = list(self)
         await _wait_many_async(futures, timeout, stop_on_failure=raise_on_failure)
         return _results(futures, timeout, raise_on_failure)
@@ -497,10 +541,10 @@ def wait(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> Do
 
         done, not_done = wait(futures, timeout=5)
     """
-    check_timeout(timeout)
-    futures = list(futures)
-    _wait_many(futures, timeout, stop_on_failure=False)
-    return _split(futures)
+    timeout = check_timeout(timeout)
+    items = _futures_of(futures, "wait(futures)")
+    _wait_many(items, timeout, stop_on_failure=False)
+    return _split(items)
 
 
 async def wait_async(
@@ -512,10 +556,10 @@ async def wait_async(
 
         done, not_done = await wait_async(futures, timeout=5)
     """
-    check_timeout(timeout)
-    futures = list(futures)
-    await _wait_many_async(futures, timeout, stop_on_failure=False)
-    return _split(futures)
+    timeout = check_timeout(timeout)
+    items = _futures_of(futures, "wait_async(futures)")
+    await _wait_many_async(items, timeout, stop_on_failure=False)
+    return _split(items)
 
 
 def as_completed(
@@ -531,8 +575,8 @@ def as_completed(
         for future in as_completed(futures):
             print(future.result())
     """
-    check_timeout(timeout)
-    unique = list(dict.fromkeys(futures))
+    timeout = check_timeout(timeout)
+    unique = list(dict.fromkeys(_futures_of(futures, "as_completed(futures)")))
     return _as_completed(unique, timeout)
 
 
@@ -570,8 +614,8 @@ async def as_completed_async(
     """
     import anyio
 
-    check_timeout(timeout)
-    unique = list(dict.fromkeys(futures))
+    timeout = check_timeout(timeout)
+    unique = list(dict.fromkeys(_futures_of(futures, "as_completed_async(futures)")))
     backend = current_backend()
     finished: list[TaskFuture[Any]] = []
     notifier_box: list[_LoopNotifier] = [_LoopNotifier(backend)]

@@ -84,11 +84,24 @@ def task_input_hash(context: TaskRunContext | None, parameters: dict[str, Any]) 
     return hashlib.sha256(payload).hexdigest()
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_optional(name: str, value: Any, kind: type, what: str) -> None:
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{name} must be {what} or None, got {type(value).__name__} {value!r}")
+
+
 def _check_hooks(name: str, hooks: Any) -> list[Hook]:
     if hooks is None:
         return []
     if callable(hooks):
         hooks = [hooks]
+    if isinstance(hooks, (str, bytes)) or not hasattr(hooks, "__iter__"):
+        raise TypeError(
+            f"{name} must be a list of callables (task, run, state) -> None; got {hooks!r}"
+        )
     hooks = list(hooks)
     for hook in hooks:
         if not callable(hook):
@@ -129,6 +142,11 @@ class Task(Generic[P, R]):
             raise TypeError(f"@task needs a function, got {fn!r}")
         if isinstance(fn, Task):
             raise TypeError(f"{fn.name!r} is a Task already; use .with_options(...) to change options")
+        _check_optional("name", name, str, "a str")
+        _check_optional("description", description, str, "a str")
+        _check_optional("log_prints", log_prints, bool, "True/False")
+        if tags is not None and not isinstance(tags, str) and not hasattr(tags, "__iter__"):
+            raise TypeError(f"tags must be an iterable of str, got {type(tags).__name__} {tags!r}")
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
         self.description = description if description is not None else inspect.getdoc(fn)
@@ -152,13 +170,19 @@ class Task(Generic[P, R]):
             retry_delay_seconds = settings.task_default_retry_delay()
         self._given_retry_delay = retry_delay_seconds
         self.retry_delay_seconds = self._check_delays(retry_delay_seconds)
+        if retry_jitter_factor is not None and not _is_number(retry_jitter_factor):
+            raise TypeError(f"retry_jitter_factor must be a number >= 0, got {retry_jitter_factor!r}")
         if retry_jitter_factor is not None and not retry_jitter_factor >= 0:
             raise ValueError(f"retry_jitter_factor must be a number >= 0, got {retry_jitter_factor!r}")
         self.retry_jitter_factor = retry_jitter_factor
         if retry_condition_fn is not None and not callable(retry_condition_fn):
             raise TypeError("retry_condition_fn must be a callable (task, run, state) -> bool")
         self.retry_condition_fn = retry_condition_fn
-        if timeout_seconds is not None and (isinstance(timeout_seconds, bool) or not timeout_seconds > 0):
+        if timeout_seconds is not None and not _is_number(timeout_seconds):
+            raise TypeError(
+                f"timeout_seconds must be a number of seconds > 0 (or None), got {timeout_seconds!r}"
+            )
+        if timeout_seconds is not None and not timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be a number > 0, got {timeout_seconds!r}")
         self.timeout_seconds = timeout_seconds
         self.on_completion = _check_hooks("on_completion", on_completion)
