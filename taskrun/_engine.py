@@ -29,6 +29,7 @@ from .exceptions import TaskRunTimeout, UpstreamTaskError
 from .futures import TaskFuture, _unfinished_in, _wait_many, _wait_many_async
 from .states import (
     Cancelled,
+    describe,
     Completed,
     Crashed,
     Failed,
@@ -121,7 +122,21 @@ def readmit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
 
 def admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
     """(loop thread, or a worker thread stepping runs on) True when the run is ready
-    to be offered a slot; else it waits for its inputs, or has ended (NotReady)."""
+    to be offered a slot; else it waits for its inputs, or has ended (NotReady).
+
+    An error on the way (parameters too deep to search, a dataclass whose field
+    cannot be read) ends the run ``Failed`` with that error: it never strands it.
+    """
+    try:
+        return _admit(dispatcher, run)
+    except Exception as exc:
+        if run.future is not None:
+            run.future._finish(Failed(exc, message=f"preparing the run failed: {describe(exc)}"))
+        dispatcher.finished(run)
+        return False
+
+
+def _admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
     if run._cancel_requested:
         dispatcher.finished(run)
         return False
@@ -258,7 +273,16 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     run._log_prints = flow_log_prints.get() if log_prints is None else log_prints
     if run._log_prints:
         _printing.install()
-    state: State[Any] = Running()
+    if task.task_run_name is not None:
+        run.task_run_name  # noqa: B018 - a template or callable that fails fails the run
+        if run._name_error is not None:
+            state: State[Any] = Failed(
+                run._name_error, message=f"task_run_name could not be made: {describe(run._name_error)}"
+            )
+            if future is not None:
+                future._finish(state)
+            return state
+    state = Running()
     if future is not None:
         future._set_state(state)
     timeout = task.timeout_seconds

@@ -65,6 +65,7 @@ class TaskRunContext:
         "_in_task",
         "_log_prints",
         "_name",
+        "_name_error",
         "_next",
         "_prev",
         "_raw_parameters",
@@ -100,6 +101,7 @@ class TaskRunContext:
         self._deps_computed = False
         self._id: uuid.UUID | None = None
         self._name: str | None = None
+        self._name_error: Exception | None = None
         self._prev: Any = None  # the dispatcher's list of runs in flight
         self._next: Any = None
         self._context = context
@@ -131,7 +133,12 @@ class TaskRunContext:
         """``task_run_name`` of the task filled from the parameters, else ``<task>-<id>``."""
         name = self._name
         if name is None:
-            name = self._name = self.task._format_run_name(self)
+            try:
+                name = self.task._format_run_name(self)
+            except Exception as exc:  # the engine fails the run with it; the name falls back
+                self._name_error = exc
+                name = f"{self.task.name}-{self.task_run_id.hex[:8]}"
+            self._name = name
         return name
 
     @property

@@ -198,6 +198,8 @@ class Task(Generic[P, R]):
         self.cache_expiration = cache_expiration
         self.persist_result = persist_result
         self._inspect_signature()
+        if isinstance(task_run_name, str):
+            self._check_run_name_template(task_run_name)
         try:
             self.__doc__ = fn.__doc__
             self.__name__ = self.name  # type: ignore[attr-defined]
@@ -293,6 +295,32 @@ class Task(Generic[P, R]):
         )
         self._simple = all(p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY) for p in params)
         self._var_keyword = next((p.name for p in params if p.kind is kinds.VAR_KEYWORD), None)
+
+    def _check_run_name_template(self, template: str) -> None:
+        """Reject a ``task_run_name`` template naming no parameter of the function.
+
+        Skipped when the signature is unknown or takes ``**kwargs`` (any name may
+        come then): such a template is checked when the run is named.
+        """
+        import string
+
+        try:
+            fields = _template_fields(string.Formatter(), template)
+        except ValueError as exc:
+            raise ValueError(f"task_run_name {template!r} of {self.name!r} is not a valid template: {exc}") from None
+        if self._names is None or self._var_keyword is not None:
+            return
+        for field in fields:
+            if field == "" or field.isdigit():
+                raise ValueError(
+                    f"task_run_name {template!r} of {self.name!r} has a positional field {{{field}}}; "
+                    f"name a parameter instead, one of {sorted(self._names)}"
+                )
+            if field not in self._names:
+                raise ValueError(
+                    f"task_run_name {template!r} of {self.name!r} names {field!r}, which is not a "
+                    f"parameter of {self.name}{self._signature}; use one of {sorted(self._names)}"
+                )
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], defaults: bool = True) -> dict[str, Any]:
         """Bind call arguments to a parameters dict (``**kwargs`` entries flattened in).
@@ -485,6 +513,18 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"Task({self.name!r})"
+
+
+def _template_fields(formatter: Any, template: str) -> list[str]:
+    """The parameter names a ``str.format`` template refers to (``{x.attr}`` → ``x``)."""
+    names = []
+    for _, field, spec, _ in formatter.parse(template):
+        if field is None:
+            continue
+        names.append(field.split(".", 1)[0].split("[", 1)[0])
+        if spec:
+            names.extend(_template_fields(formatter, spec))
+    return names
 
 
 def _inline(run: TaskRunContext, drive_inline: Callable[[TaskRunContext], Any]) -> Any:
