@@ -17,10 +17,17 @@ import random
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from types import CoroutineType as _COROUTINE
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from . import _printing
-from ._core._backend import DirectAwaitBackend, RunCancelledSignal, is_cancellation
+from ._core._backend import (
+    DirectAwaitBackend,
+    RunCancelledSignal,
+    is_cancellation,
+    is_host_cancellation,
+    is_loop_cancellation,
+)
 from ._core._dispatch import PROMOTE
 from ._core._workers import Job
 from ._resolve import collect_futures, replace_futures
@@ -29,7 +36,6 @@ from .exceptions import TaskRunTimeout, UpstreamTaskError
 from .futures import TaskFuture, _unfinished_in, _wait_many, _wait_many_async
 from .states import (
     Cancelled,
-    describe,
     Completed,
     Crashed,
     Failed,
@@ -38,6 +44,7 @@ from .states import (
     Scheduled,
     State,
     StateType,
+    describe,
 )
 
 if TYPE_CHECKING:
@@ -213,15 +220,35 @@ def _results_hold_more(found: list[tuple[TaskFuture[Any], bool]]) -> bool:
     return False
 
 
+_FIRST_FAILURE = "; first failure: "
+_UPSTREAM = "upstream run "
+_MESSAGE_CHARS = 200
+
+
 def upstream_problem(upstream: list[tuple[TaskFuture[Any], bool]]) -> str | None:
-    """The NotReady message when an input that may not fail did not complete."""
+    """The NotReady message when an input that may not fail did not complete.
+
+    It names the direct upstream and, when that one is NotReady itself, the
+    first failure up the chain (carried from its message), never the whole
+    chain: the message stays a few hundred characters however long the chain.
+    """
     for future, allowed in upstream:
         if not allowed and not future._state.is_completed():
             state = future._state
-            detail = f": {state.message}" if state.message else ""
-            return f"upstream run {future._run.task_run_name if future._run else '?'!r} " \
-                   f"ended {state.name}{detail}"
+            name = future._run.task_run_name if future._run else "?"
+            message = state.message or ""
+            if state.name != "NotReady":
+                detail = f": {_clip(message)}" if message else ""
+                return f"{_UPSTREAM}{name!r} ended {state.name}{detail}"
+            _, found, root = message.partition(_FIRST_FAILURE)
+            if not found:
+                root = message[len(_UPSTREAM):] if message.startswith(_UPSTREAM) else message
+            return f"{_UPSTREAM}{name!r} ended NotReady{_FIRST_FAILURE}{_clip(root, 2 * _MESSAGE_CHARS)}"
     return None
+
+
+def _clip(text: str, limit: int = _MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def value_of(future: TaskFuture[Any], allowed: bool) -> Any:
@@ -336,6 +363,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                         raise value
                 else:
                     value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
+                if type(value) is _COROUTINE and not task.isasync:
+                    _refuse_coroutine(task, value)
                 state = Completed(value)
             except RunCancelledSignal:
                 state = Cancelled()
@@ -346,15 +375,25 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
             except Exception as exc:
                 state = Failed(exc)
             except BaseException as exc:
-                if is_cancellation(exc):
+                if is_host_cancellation(exc):
                     raise
-                state = Crashed(exc)
+                # The loop's own cancellation type that nobody sent this run (an
+                # awaited task was cancelled) cancels just the run; a foreign one
+                # (asyncio's under trio, or raised by a sync body) is its crash.
+                state = Cancelled(f"the body let a {type(exc).__name__} out") \
+                    if is_loop_cancellation(exc) else Crashed(exc)
             # ------------------------------------------------ retry?
             if not (state.type is StateType.FAILED and run.attempt <= task.retries
                     and not run._cancel_requested):
                 break
             if task.retry_condition_fn is not None:
-                verdict = await ex.call_user(task.retry_condition_fn, task, run, state)
+                try:
+                    verdict = await ex.call_user(task.retry_condition_fn, task, run, state)
+                except BaseException as exc:
+                    if is_host_cancellation(exc):
+                        raise
+                    run_logger_for(run).exception("retry_condition_fn raised; the run is not retried")
+                    verdict = False
                 if not verdict:
                     break
             delay = task._retry_delay(run.attempt)
@@ -387,6 +426,14 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     return state
 
 
+def _refuse_coroutine(task: Any, value: Any) -> None:
+    value.close()  # never awaited, and never will be: no warning at collection
+    raise TypeError(
+        f"sync task {task.name!r} returned a coroutine; make the function `async def` "
+        f"so taskrun awaits it, or await the coroutine inside an async task"
+    )
+
+
 class _NoScope:
     """Stands in for a cancel scope when a run has no timeout."""
 
@@ -413,7 +460,9 @@ async def _call_hooks(hooks: list[Callable[..., Any]], run: TaskRunContext, stat
     for hook in hooks:
         try:
             await ex.call_user(hook, run.task, run, state)
-        except Exception:
+        except BaseException as exc:  # SystemExit too: a hook never changes how the run ended
+            if is_host_cancellation(exc):
+                raise
             run_logger_for(run).exception(
                 "hook %r raised; the run's state is unchanged", getattr(hook, "__name__", hook)
             )

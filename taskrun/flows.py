@@ -57,7 +57,9 @@ class Flow(Generic[P, R]):
             raise TypeError(f"task_runner must be a TaskRunner instance, got {task_runner!r}")
         if timeout_seconds is not None and (isinstance(timeout_seconds, bool)
                                             or not isinstance(timeout_seconds, (int, float))):
-            raise TypeError(f"timeout_seconds must be a number of seconds > 0 (or None), got {timeout_seconds!r}")
+            raise TypeError(
+                f"timeout_seconds must be a number of seconds > 0 (or None), got {timeout_seconds!r}"
+            )
         if timeout_seconds is not None and not timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be a number > 0, got {timeout_seconds!r}")
         self.fn = fn

@@ -335,10 +335,13 @@ class TaskFuture(abc.ABC, Generic[R]):
 
 
 def _call_callback(fn: Callable[[Any], object], future: TaskFuture[Any]) -> None:
+    # Every exception is contained, SystemExit and CancelledError too: the other
+    # callbacks (waiters, dependants' counters) must still be served, and the
+    # thread finishing the run is not the callback owner's to stop.
     try:
         fn(future)
-    except Exception:
-        logger.exception("done callback %r of %r raised", fn, future)
+    except BaseException:
+        logger.exception("done callback %r of %r raised; it is ignored", fn, future)
 
 
 class ConcurrentFuture(TaskFuture[R]):

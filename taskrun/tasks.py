@@ -307,7 +307,9 @@ class Task(Generic[P, R]):
         try:
             fields = _template_fields(string.Formatter(), template)
         except ValueError as exc:
-            raise ValueError(f"task_run_name {template!r} of {self.name!r} is not a valid template: {exc}") from None
+            raise ValueError(
+                f"task_run_name {template!r} of {self.name!r} is not a valid template: {exc}"
+            ) from None
         if self._names is None or self._var_keyword is not None:
             return
         for field in fields:
@@ -433,6 +435,10 @@ class Task(Generic[P, R]):
             future = add.submit(1, y=2)
         """
         runner = self._runner("submit")
+        if return_state:
+            from .futures import _refuse_blocking_on_loop
+
+            _refuse_blocking_on_loop(f"{self.name}.submit(..., return_state=True)")
         parameters = self.bind(args, kwargs)
         future = runner.submit(self, parameters, wait_for=wait_for)
         if return_state:

@@ -76,7 +76,7 @@ def test_wait_for_items_must_be_futures() -> None:
     with ThreadPoolTaskRunner(max_workers=2) as runner:
         with pytest.raises(TypeError, match=r"wait_for.*\b1\b.*int"):
             one.submit(wait_for=[1, None, "x"])  # type: ignore[list-item]
-        with pytest.raises(TypeError, match="wait_for.*NoneType"):
+        with pytest.raises(TypeError, match=r"wait_for.*NoneType"):
             runner.map(echo, {"x": [1, 2]}, wait_for=[None])  # type: ignore[list-item]
         # Nothing was half-submitted: the runner still works and leaves cleanly.
         assert one.submit().result(timeout=10) == 1

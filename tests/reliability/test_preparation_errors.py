@@ -156,7 +156,8 @@ def test_dataclass_with_an_unset_field_ends_the_run_with_the_real_error() -> Non
         with ThreadPoolTaskRunner(max_workers=2) as runner:
             future, dependant, _ = _final_with_dependant(runner, take, {"x": Unset()})
             # the body never touches x.x; only traversal can fail, and it must not strand the run
-            assert future.state.is_completed() or "AttributeError" in (future.state.message or ""), future.state
+            message = future.state.message or ""
+            assert future.state.is_completed() or "AttributeError" in message, future.state
             if not future.state.is_completed():
                 assert dependant.state.name == "NotReady"
 
