@@ -20,6 +20,8 @@ from collections.abc import Callable, Coroutine
 from types import CoroutineType as _COROUTINE
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from sniffio import current_async_library_cvar as _library_var
+
 from . import _printing
 from ._core._backend import (
     DirectAwaitBackend,
@@ -279,8 +281,15 @@ def finish_cancelled(run: TaskRunContext) -> None:
 
 
 def enter_run(run: TaskRunContext) -> None:
-    """(inside the run's context) Make ``run`` the current run there."""
+    """(inside the run's context) Make ``run`` the current run there.
+
+    The submitter's loop library (``anyio.run`` names it in sniffio's context
+    variable) is not the run's: a run executes on the runner's loop, or on a
+    worker thread with none, so sniffio detects it afresh there.
+    """
     current_run.set(run)
+    if _library_var.get() is not None:
+        _library_var.set(None)
 
 
 def execute(dispatcher: Dispatcher, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
