@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from taskrun import task  # noqa: E402
-from taskrun.dask import DaskTaskRunner  # noqa: E402
+from taskrun import task
+from taskrun.dask import DaskTaskRunner
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -22,7 +22,8 @@ def test_two_threads_entering_one_runner() -> None:
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def enter() -> None:
+        def enter(runner: ThreadPoolTaskRunner = runner, barrier: threading.Barrier = barrier,
+                  outcomes: list[str] = outcomes) -> None:
             barrier.wait(5)
             try:
                 runner.__enter__()

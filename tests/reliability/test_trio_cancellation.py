@@ -39,7 +39,7 @@ async def swallows_cancel() -> str:
     started.append(1)
     try:
         await anyio.sleep(30)
-    except BaseException:  # noqa: BLE001 - the point of the test: a body that swallows it
+    except BaseException:
         return "swallowed"
     return "slept"
 
