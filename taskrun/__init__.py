@@ -90,11 +90,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # Heavier runners are imported on first use, so `import taskrun` stays quick.
     if name == "ProcessPoolTaskRunner":
-        from .task_runners import ProcessPoolTaskRunner
+        from ._runners._process._runner import ProcessPoolTaskRunner  # noqa: PLC0415 - lazy runner
 
         return ProcessPoolTaskRunner
     if name == "DistributedFuture":
-        from .futures import DistributedFuture
+        from ._runners._dask._future import DistributedFuture  # noqa: PLC0415 - lazy: no Dask code
 
         return DistributedFuture
     raise AttributeError(f"module 'taskrun' has no attribute {name!r}")

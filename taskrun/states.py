@@ -106,7 +106,7 @@ class State(Generic[R]):
 
     def is_final(self) -> bool:
         """True for Completed, Failed, Crashed, Cancelled and for ``NotReady``."""
-        return self.type._final or self.name == "NotReady"  # type: ignore[attr-defined,no-any-return]
+        return self.type._final or self.name == "NotReady"  # type: ignore[attr-defined]
 
     @overload
     def result(self, raise_on_failure: Literal[True] = ...) -> R: ...

@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextvars
 import datetime
 import hashlib
+import importlib
 import inspect
 import pickle
+import string
 import sys
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -27,12 +29,23 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from typing_extensions import ParamSpec
 
 from . import settings
+from ._engine._admission import upstream_problem
+from ._engine._direct import drive_inline, resolve_inputs_async, resolve_inputs_blocking
+from ._engine._driver import drive
+from ._engine._executors import DirectAsyncExecutor
+from ._engine._flow_context import flow_running_elsewhere
+from ._engine._future import _refuse_blocking_on_loop
+from ._engine._record import TaskRunContext
+from ._engine._vars import current_flow_run, current_run, current_runner, current_tags
+from ._engine._waiting import _wait_many, _wait_many_async
+from ._hooks import check_hooks
+from ._jitter import clamped_poisson_interval
 from .annotations import unmapped
-from .context import TaskRunContext, current_run, current_runner, current_tags
-from .exceptions import ParameterBindError
+from .exceptions import MappingMissingIterable, ParameterBindError, UpstreamTaskError
+from .states import NotReady
 
 if TYPE_CHECKING:
-    from .futures import FutureList, TaskFuture
+    from .futures import TaskFuture
     from .states import State
 
 P = ParamSpec("P")
@@ -44,8 +57,8 @@ _NOT_SET: Any = object()
 _OPTIONS = (
     "name", "description", "tags", "task_run_name", "retries", "retry_delay_seconds",
     "retry_jitter_factor", "retry_condition_fn", "timeout_seconds", "on_completion",
-    "on_failure", "on_running", "log_prints", "cache_key_fn", "cache_expiration",
-    "persist_result",
+    "on_failure", "on_running", "on_cancellation", "on_crashed", "log_prints", "cache_key_fn",
+    "cache_expiration", "persist_result", "version",
 )
 
 
@@ -93,20 +106,11 @@ def _check_optional(name: str, value: Any, kind: type, what: str) -> None:
         raise TypeError(f"{name} must be {what} or None, got {type(value).__name__} {value!r}")
 
 
-def _check_hooks(name: str, hooks: Any) -> list[Hook]:
-    if hooks is None:
-        return []
-    if callable(hooks):
-        hooks = [hooks]
-    if isinstance(hooks, (str, bytes)) or not hasattr(hooks, "__iter__"):
-        raise TypeError(
-            f"{name} must be a list of callables (task, run, state) -> None; got {hooks!r}"
-        )
-    hooks = list(hooks)
-    for hook in hooks:
-        if not callable(hook):
-            raise TypeError(f"{name} must be a list of callables (task, run, state) -> None; got {hook!r}")
-    return hooks
+def _doc_of(fn: Any) -> str | None:
+    # Not inspect.getdoc: for a method without a docstring it looks the name up on the
+    # class, which calls our __get__, which makes a new object, which asks again.
+    doc = getattr(getattr(fn, "__func__", fn), "__doc__", None)
+    return inspect.cleandoc(doc) if isinstance(doc, str) else None
 
 
 class Task(Generic[P, R]):
@@ -133,11 +137,18 @@ class Task(Generic[P, R]):
         on_completion: list[Hook] | None = None,
         on_failure: list[Hook] | None = None,
         on_running: list[Hook] | None = None,
+        on_cancellation: list[Hook] | None = None,
+        on_crashed: list[Hook] | None = None,
         log_prints: bool | None = None,
         cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None,
         cache_expiration: datetime.timedelta | None = None,
         persist_result: bool | None = None,
+        version: str | None = None,
     ) -> None:
+        self._binder: type | None = None
+        if isinstance(fn, (classmethod, staticmethod)):
+            self._binder = type(fn)
+            fn = fn.__func__
         if not callable(fn):
             raise TypeError(f"@task needs a function, got {fn!r}")
         if isinstance(fn, Task):
@@ -149,7 +160,7 @@ class Task(Generic[P, R]):
             raise TypeError(f"tags must be an iterable of str, got {type(tags).__name__} {tags!r}")
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
-        self.description = description if description is not None else inspect.getdoc(fn)
+        self.description = description if description is not None else _doc_of(fn)
         self.isasync = inspect.iscoroutinefunction(fn) or (
             not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
         )
@@ -185,9 +196,12 @@ class Task(Generic[P, R]):
         if timeout_seconds is not None and not timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be a number > 0, got {timeout_seconds!r}")
         self.timeout_seconds = timeout_seconds
-        self.on_completion = _check_hooks("on_completion", on_completion)
-        self.on_failure = _check_hooks("on_failure", on_failure)
-        self.on_running = _check_hooks("on_running", on_running)
+        self.on_completion = check_hooks("on_completion", on_completion)
+        self.on_failure = check_hooks("on_failure", on_failure)
+        self.on_running = check_hooks("on_running", on_running)
+        self.on_cancellation = check_hooks("on_cancellation", on_cancellation)
+        self.on_crashed = check_hooks("on_crashed", on_crashed)
+        self.version = version
         self.log_prints = log_prints
         if cache_key_fn is not None or cache_expiration is not None or persist_result:
             raise NotImplementedError(
@@ -202,10 +216,10 @@ class Task(Generic[P, R]):
             self._check_run_name_template(task_run_name)
         try:
             self.__doc__ = fn.__doc__
-            self.__name__ = self.name  # type: ignore[attr-defined]
-            self.__qualname__ = getattr(fn, "__qualname__", self.name)  # type: ignore[attr-defined]
+            self.__name__ = self.name
+            self.__qualname__ = getattr(fn, "__qualname__", self.name)
             self.__module__ = getattr(fn, "__module__", None)  # type: ignore[assignment]
-            self.__wrapped__ = fn  # type: ignore[attr-defined]
+            self.__wrapped__ = fn
         except AttributeError:  # pragma: no cover
             pass
 
@@ -240,9 +254,10 @@ class Task(Generic[P, R]):
             base = delays[min(attempt - 1, len(delays) - 1)] if delays else 0.0
         else:
             base = delays
-        from ._engine import jittered
-
-        return jittered(base, self.retry_jitter_factor)
+        jitter = self.retry_jitter_factor
+        if not jitter or base <= 0:
+            return base
+        return clamped_poisson_interval(base, jitter)
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -252,9 +267,10 @@ class Task(Generic[P, R]):
             "retry_jitter_factor": self.retry_jitter_factor,
             "retry_condition_fn": self.retry_condition_fn, "timeout_seconds": self.timeout_seconds,
             "on_completion": list(self.on_completion), "on_failure": list(self.on_failure),
-            "on_running": list(self.on_running), "log_prints": self.log_prints,
+            "on_running": list(self.on_running), "on_cancellation": list(self.on_cancellation),
+            "on_crashed": list(self.on_crashed), "log_prints": self.log_prints,
             "cache_key_fn": self.cache_key_fn, "cache_expiration": self.cache_expiration,
-            "persist_result": self.persist_result,
+            "persist_result": self.persist_result, "version": self.version,
         }
 
     def with_options(self, **options: Any) -> Task[P, R]:
@@ -269,7 +285,17 @@ class Task(Generic[P, R]):
             raise TypeError(f"unknown task option(s) {sorted(unknown)}; valid options: {list(_OPTIONS)}")
         merged = self._options()
         merged.update(options)
-        return Task(self.fn, **merged)
+        copy: Task[P, R] = Task(self.fn, **merged)
+        copy._binder = self._binder
+        return copy
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """Bind like a function: ``obj.method`` is a task of the bound method."""
+        if self._binder is staticmethod or (instance is None and self._binder is not classmethod):
+            return self
+        target = owner if self._binder is classmethod else instance
+        bound: Task[Any, Any] = Task(self.fn.__get__(target, owner), **self._options())
+        return bound
 
     # ------------------------------------------------------------------ parameters
 
@@ -302,8 +328,6 @@ class Task(Generic[P, R]):
         Skipped when the signature is unknown or takes ``**kwargs`` (any name may
         come then): such a template is checked when the run is named.
         """
-        import string
-
         try:
             fields = _template_fields(string.Formatter(), template)
         except ValueError as exc:
@@ -417,6 +441,14 @@ class Task(Generic[P, R]):
 
     def _runner(self, what: str) -> Any:
         runner = current_runner.get()
+        if runner is None and flow_running_elsewhere():
+            raise RuntimeError(
+                f"{self.name}.{what}() was called from a thread that has no current task runner: "
+                "a thread you start inside a flow does not inherit the flow's context. Start it "
+                "with the context copied (ctx = contextvars.copy_context(); "
+                "threading.Thread(target=ctx.run, args=(fn, ...))), or pass the runner to it "
+                "(get_run_context().task_runner) and call runner.submit(task, {...})"
+            )
         if runner is None:
             raise RuntimeError(
                 f"{self.name}.{what}() needs a task runner: call it inside a @flow, or inside "
@@ -436,32 +468,74 @@ class Task(Generic[P, R]):
         """
         runner = self._runner("submit")
         if return_state:
-            from .futures import _refuse_blocking_on_loop
-
             _refuse_blocking_on_loop(f"{self.name}.submit(..., return_state=True)")
         parameters = self.bind(args, kwargs)
-        future = runner.submit(self, parameters, wait_for=wait_for)
+        _refuse_coroutines(self.name, parameters)
+        future = runner._submit_bound(self, parameters, wait_for)
+        flow_run = current_flow_run.get()
+        if flow_run is not None:
+            flow_run.track(future)
         if return_state:
             future.wait()
             return future.state
         return future
 
     def map(self, *args: Any, wait_for: Iterable[TaskFuture[Any]] | None = None,
-            **kwargs: Any) -> FutureList[Any]:
+            return_state: bool = False, **kwargs: Any) -> Any:
         """Submit one run per element of the iterable arguments.
+
+        Lists, tuples, ranges, sets, generators and futures of lists are mapped over;
+        ``str``, ``bytes`` and dicts are passed whole (map over ``d.keys()`` or
+        ``d.items()`` explicitly). With ``return_state=True``, wait and return the
+        runs' final states, in input order.
 
         Example::
 
             futures = add.map([1, 2, 3], y=unmapped(10))
         """
         runner = self._runner("map")
+        if return_state:
+            _refuse_blocking_on_loop(f"{self.name}.map(..., return_state=True)")
+        parameters = self._bind_for_map(args, kwargs)
+        _refuse_coroutines(self.name, parameters)
+        try:
+            futures = runner._map_bound(self, parameters, wait_for)
+        except MappingMissingIterable as exc:
+            dicts = [name for name, value in parameters.items() if isinstance(value, dict)]
+            if not dicts:
+                raise
+            raise MappingMissingIterable(
+                f"{exc}; note that dicts are passed whole to every run, not mapped over: "
+                f"map over {dicts[0]}.keys(), .values() or .items() (e.g. "
+                f"{self.name}.map(list(d.items())))"
+            ) from None
+        flow_run = current_flow_run.get()
+        if flow_run is not None:
+            flow_run.track(futures)
+        if return_state:
+            futures.wait()
+            return [f.state for f in futures]
+        return futures
+
+    def _bind_for_map(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Bind once; parameters left at their defaults are broadcast (``unmapped``):
+        a default is the same for every run, even an iterable one."""
         given = self.bind(args, kwargs, defaults=False)
-        parameters = {
-            # Defaults are the same for every run, even an iterable one.
-            name: given[name] if name in given else unmapped(value)
-            for name, value in self.bind(args, kwargs).items()
-        }
-        return runner.map(self, parameters, wait_for=wait_for)  # type: ignore[no-any-return]
+        if self._signature is None:
+            return given
+        kinds = inspect.Parameter
+        parameters: dict[str, Any] = {}
+        for p in self._signature.parameters.values():
+            if p.kind is kinds.VAR_KEYWORD:
+                continue
+            if p.name in given:
+                parameters[p.name] = given.pop(p.name)
+            elif p.kind is kinds.VAR_POSITIONAL:
+                parameters[p.name] = unmapped(())
+            elif p.default is not p.empty:
+                parameters[p.name] = unmapped(p.default)
+        parameters.update(given)  # entries of **kwargs, flattened in
+        return parameters
 
     @overload
     def __call__(
@@ -473,28 +547,55 @@ class Task(Generic[P, R]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task now (retries, timeout and hooks apply) and return its result.
 
-        For an async task this returns a coroutine to await.
+        For an async task this returns a coroutine to await. ``wait_for=[futures]``
+        waits for those runs first (an upstream that did not complete raises
+        :class:`UpstreamTaskError`); ``return_state=True`` returns the run's final
+        :class:`State` instead of its result. These two keywords are taken by the
+        call, never passed to the function.
         """
+        wait_for = kwargs.pop("wait_for", None)
+        return_state = bool(kwargs.pop("return_state", False))
         parameters = self.bind(args, kwargs)
+        _refuse_coroutines(self.name, parameters)
         if self.isasync:
-            return self._call_async(parameters)
-        from ._engine import drive_inline, resolve_inputs_blocking
-
-        parameters = resolve_inputs_blocking(parameters)
+            return self._call_async(parameters, wait_for, return_state)
+        try:
+            if wait_for:
+                _wait_upstream_blocking(list(wait_for))
+            parameters = resolve_inputs_blocking(parameters)
+        except UpstreamTaskError as exc:
+            if not return_state:
+                raise
+            return NotReady(str(exc))
         run = self._direct_run(parameters)
-        return run._context.run(_inline, run, drive_inline)
+        context = run._context
+        assert context is not None
+        state: State[Any] = context.run(_inline, run, drive_inline)
+        flow_run = current_flow_run.get()
+        if flow_run is not None:
+            flow_run.track(state)
+        return state if return_state else state.result()
 
-    async def _call_async(self, parameters: dict[str, Any]) -> Any:
-        from ._engine import DirectAsyncExecutor, drive, resolve_inputs_async
-
-        parameters = await resolve_inputs_async(parameters)
+    async def _call_async(self, parameters: dict[str, Any], wait_for: Any = None,
+                          return_state: bool = False) -> Any:
+        try:
+            if wait_for:
+                await _wait_upstream_async(list(wait_for))
+            parameters = await resolve_inputs_async(parameters)
+        except UpstreamTaskError as exc:
+            if not return_state:
+                raise
+            return NotReady(str(exc))
         run = self._direct_run(parameters)
         token = current_run.set(run)
         try:
             state = await drive(run, DirectAsyncExecutor())
         finally:
             current_run.reset(token)
-        return state.result()
+        flow_run = current_flow_run.get()
+        if flow_run is not None:
+            flow_run.track(state)
+        return state if return_state else state.result()
 
     def _direct_run(self, parameters: dict[str, Any]) -> TaskRunContext:
         parent = current_run.get()
@@ -535,12 +636,37 @@ def _template_fields(formatter: Any, template: str) -> list[str]:
 
 def _inline(run: TaskRunContext, drive_inline: Callable[[TaskRunContext], Any]) -> Any:
     current_run.set(run)
-    return drive_inline(run).result()
+    return drive_inline(run)
+
+
+def _refuse_coroutines(task_name: str, parameters: dict[str, Any]) -> None:
+    """A coroutine as a parameter is almost always an async task called without ``await``."""
+    for name, value in parameters.items():
+        if inspect.iscoroutine(value):
+            origin = getattr(value, "__qualname__", "a coroutine function")
+            value.close()  # it will never run; closing it avoids a second, vaguer warning
+            raise TypeError(
+                f"task {task_name!r}: parameter {name!r} got a coroutine ({origin}) instead of a "
+                f"value: an async task or function was called without `await`. Write "
+                f"`{name}=await {origin}(...)`, or pass a future from `.submit(...)` instead"
+            )
+
+
+def _wait_upstream_blocking(waits: list[Any]) -> None:
+    _wait_many(waits, None, stop_on_failure=False)
+    problem = upstream_problem([(f, False) for f in waits])
+    if problem is not None:
+        raise UpstreamTaskError(problem)
+
+
+async def _wait_upstream_async(waits: list[Any]) -> None:
+    await _wait_many_async(waits, None, stop_on_failure=False)
+    problem = upstream_problem([(f, False) for f in waits])
+    if problem is not None:
+        raise UpstreamTaskError(problem)
 
 
 def _import_task(module: str, qualname: str) -> Task[Any, Any]:
-    import importlib
-
     target: Any = importlib.import_module(module)
     for part in qualname.split("."):
         target = getattr(target, part)
@@ -568,15 +694,40 @@ def task(
     on_completion: list[Hook] | None = None,
     on_failure: list[Hook] | None = None,
     on_running: list[Hook] | None = None,
+    on_cancellation: list[Hook] | None = None,
+    on_crashed: list[Hook] | None = None,
     log_prints: bool | None = None,
     cache_key_fn: Callable[..., str | None] | None = None,
     cache_expiration: datetime.timedelta | None = None,
     persist_result: bool | None = None,
+    version: str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(__fn: Any = None, **options: Any) -> Any:
     """Make a :class:`Task` of a sync or async function: ``@task`` or ``@task(...)``.
+
+    Options (all keyword, all optional):
+
+    - ``name``: the task's name (default: the function's name).
+    - ``description``: a description (default: the docstring).
+    - ``tags``: tags for every run of the task (an iterable of str).
+    - ``task_run_name``: run name, a ``{param}`` template or a callable returning a str.
+    - ``retries``: how many times a failed or timed-out attempt is retried (default 0).
+    - ``retry_delay_seconds``: delay between attempts: a number, a list, or ``retries -> list``.
+    - ``retry_jitter_factor``: spread each delay over ``[d*c, d*(1+j)]``, mean ≈ d (see ``_jitter``).
+    - ``retry_condition_fn``: ``(task, run, state) -> bool``; False stops retrying.
+    - ``timeout_seconds``: fail an attempt (``TimedOut``) after this many seconds.
+    - ``on_completion``: hooks ``(task, run, state)`` after a Completed run.
+    - ``on_failure``: hooks after a Failed or Crashed run (after the last retry).
+    - ``on_running``: hooks before the first attempt.
+    - ``on_cancellation``: hooks after a Cancelled run (that had started).
+    - ``on_crashed``: hooks after a Crashed run.
+    - ``log_prints``: log ``print`` calls in the body (default: the enclosing flow's).
+    - ``cache_key_fn`` / ``cache_expiration`` / ``persist_result``: result caching (results issue).
+    - ``version``: a version string, kept on the task.
+
+    Hooks can also be added as decorators: ``@my_task.on_completion``.
 
     Example::
 

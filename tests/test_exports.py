@@ -1,4 +1,4 @@
-"""The import surface of API.md: every name importable from where the contract says.
+"""The public import surface: every name importable from where the contract says.
 
 ``ProcessPoolTaskRunner``, ``DistributedFuture`` and ``taskrun.dask`` are left out
 here (tested with their runners).
@@ -130,7 +130,7 @@ def test_py_typed_marker_exists() -> None:
 
 
 def test_lazily_imported_runners_and_futures() -> None:
-    """The names loaded on first use import from every place API.md names."""
+    """The names loaded on first use import from every place the contract names."""
     namespace: dict[str, object] = {}
     exec(
         "from taskrun import ProcessPoolTaskRunner, DistributedFuture\n"

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from taskrun import Flow, ThreadPoolTaskRunner, flow, task
@@ -24,7 +25,7 @@ def double(x: int) -> int:
 
 @task
 async def adouble(x: int) -> int:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return 2 * x
 
 

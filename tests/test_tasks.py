@@ -10,6 +10,7 @@ import threading
 import time
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from taskrun import (
@@ -33,7 +34,7 @@ def add(x: int, y: int = 10) -> int:
 
 @task(name="async-add", retries=1, tags=["pickled"])
 async def async_add(x: int, y: int = 10) -> int:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return x + y
 
 
@@ -293,7 +294,7 @@ async def test_direct_call_of_async_task_applies_retries(anyio_backend: str) -> 
         ctx = get_run_context()
         assert ctx is not None
         attempts.append(ctx.attempt)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         if len(attempts) < 3:
             raise RuntimeError("not yet")
         return "ok"
@@ -365,7 +366,7 @@ async def test_direct_call_of_async_task_applies_hooks(anyio_backend: str) -> No
     seen: list[str] = []
 
     async def async_hook(t: Task, run: object, state: State) -> None:  # type: ignore[type-arg]
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         seen.append(f"async:{state.name}")
 
     def sync_hook(t: Task, run: object, state: State) -> None:  # type: ignore[type-arg]

@@ -36,8 +36,6 @@ class Backend(Protocol):
     #: Call ``fn(*args)`` on a later turn of the loop (from the loop thread).
     defer: Callable[..., object]
 
-    def relay(self, signal: Any) -> Awaitable[Any]: ...
-
     def is_loop_thread(self) -> bool: ...
 
     def create_waiter(self) -> Waiter: ...
@@ -52,16 +50,6 @@ class Backend(Protocol):
         ...
 
     async def checkpoint(self) -> None: ...
-
-
-class DirectAwaitBackend(Backend, Protocol):
-    """A backend whose task drivers await async bodies directly (``direct_await``)."""
-
-    def arm_cancel(self, run: Any) -> None: ...
-
-    def disarm_cancel(self, run: Any, exc: BaseException | None) -> bool: ...
-
-    async def absorb_cancel(self) -> None: ...
 
 
 class Spawner(Protocol):
@@ -154,10 +142,6 @@ class AsyncioBackend:
     # wrapper coroutine stays alive per waiting run.
     direct_await = True
 
-    def relay(self, signal: Any) -> Awaitable[Any]:
-        """An awaitable that hands ``signal`` (yielded by a run) on to the task."""
-        return _yield(signal)
-
     def arm_cancel(self, run: Any) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -172,7 +156,7 @@ class AsyncioBackend:
         task = asyncio.current_task()
         if exc is not None and not isinstance(exc, asyncio.CancelledError):
             return False
-        if task is not None and hasattr(task, "uncancel"):
+        if task is not None and sys.version_info >= (3, 11):
             if exc is None and not task.cancelling():
                 return True
             task.uncancel()
@@ -215,14 +199,14 @@ class _TrioWaiter:
         self._value = value
         self._is_set = True
         if self._task is not None:
-            import outcome
-            import trio
+            import outcome  # noqa: PLC0415 - trio is optional: imported only on a trio loop
+            import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
             trio.lowlevel.reschedule(self._task, outcome.Value(value))
             self._task = None
 
     async def wait(self) -> Any:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         if self._is_set:
             await trio.lowlevel.checkpoint()
@@ -241,7 +225,7 @@ class TrioBackend:
     name = "trio"
 
     def __init__(self) -> None:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         self._trio = trio
         self.token = trio.lowlevel.current_trio_token()
@@ -260,9 +244,6 @@ class TrioBackend:
 
     direct_await = False
 
-    def relay(self, signal: Any) -> Awaitable[Any]:
-        return _yield(signal)
-
     def run_cancellable(self, run: Any, awaitable: Awaitable[Any]) -> Awaitable[Any]:
         return _run_cancellable_trio(run, awaitable)
 
@@ -275,14 +256,15 @@ async def _await(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 @types.coroutine
-def _yield(signal: Any) -> Generator[Any, Any, Any]:
-    """Pass a value a run yielded on to the task running us; return what comes back."""
+def relay(signal: Any) -> Generator[Any, Any, Any]:
+    """Pass a value a run yielded on to the task running us; return what comes back
+    (the same for every backend: the signal is the loop library's own)."""
     return (yield signal)
 
 
 class _TrioSpawner:
     def __init__(self) -> None:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         self._manager = trio.open_nursery()
         self._nursery: Any = None
@@ -341,7 +323,7 @@ _trio_var: Any = None
 def _trio_backend_var() -> Any:
     global _trio_var
     if _trio_var is None:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         _trio_var = trio.lowlevel.RunVar("taskrun_backend")
     return _trio_var
@@ -352,7 +334,7 @@ def in_event_loop_thread() -> bool:
     if asyncio._get_running_loop() is not None:
         return True
     if "trio" in sys.modules:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         try:
             trio.lowlevel.current_task()
@@ -374,7 +356,7 @@ def is_cancellation(exc: BaseException) -> bool:
     if isinstance(exc, asyncio.CancelledError):
         return True
     if "trio" in sys.modules:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         return isinstance(exc, trio.Cancelled)
     return False
@@ -393,7 +375,7 @@ def is_host_cancellation(exc: BaseException) -> bool:
         cancelling = getattr(asyncio.current_task(), "cancelling", None)
         return cancelling is None or cancelling() > 0
     if "trio" in sys.modules:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         return isinstance(exc, trio.Cancelled)
     return False
@@ -405,7 +387,7 @@ def is_loop_cancellation(exc: BaseException) -> bool:
     if isinstance(exc, asyncio.CancelledError):
         return asyncio._get_running_loop() is not None
     if "trio" in sys.modules:
-        import trio
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
         return isinstance(exc, trio.Cancelled)
     return False
@@ -439,7 +421,7 @@ async def _run_cancellable_asyncio(run: Any, awaitable: Awaitable[Any]) -> Any:
 
 
 async def _run_cancellable_trio(run: Any, awaitable: Awaitable[Any]) -> Any:
-    import trio
+    import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
 
     scope = trio.CancelScope()
     run._cancel_hook = scope

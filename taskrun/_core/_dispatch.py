@@ -18,11 +18,25 @@ Each run is a coroutine (the engine's ``execute``), stepped inside the run's own
   body steps the coroutine on itself (see ``_workers``): the run finishes
   there, and its slot passes to the next ready run, stepped there too. No
   asyncio task, future or wake-up is made per run.
-- the *task driver* (:meth:`_task_driver`) steps coroutines inside a real loop
-  task. A coroutine moves there when it awaits anything but :class:`Job` (an
-  async body, a timeout scope, a retry delay) — the engine awaits
-  :data:`PROMOTE` first wherever it needs a task. A task driver that finishes its
-  run takes the next ready one, so tasks are reused across runs.
+- the *task driver* (:meth:`_task_driver`, or :class:`_AsyncioTaskDriver` on
+  asyncio) steps coroutines inside a real loop task. A coroutine moves there
+  when it awaits anything but :class:`Job` (an async body, a timeout scope, a
+  retry delay) — the engine awaits :data:`PROMOTE` first wherever it needs a
+  task. A task driver that finishes its run takes the next ready one, so tasks
+  are reused across runs.
+
+The first signal. A task driver is handed a run either new (``_START``) or
+from the direct driver, which hands over exactly when the run yielded
+:data:`PROMOTE`: the engine never awaits anything loop-bound before it has
+awaited ``PROMOTE``. So the first signal a task driver sees carries nothing to
+pass on, and both drivers answer it the same way: they step the run with
+``None``. :meth:`_spawn_driver` checks this once for both; a run that breaks it
+ends ``Crashed`` (an internal error) instead of handing a loop object to the
+wrong task.
+
+The engine is reached through one object, a :class:`~taskrun._core._seam.RunEngine`
+made for this dispatcher; the run slots the core writes are declared on
+:class:`~taskrun._core._seam.DispatchedRun`.
 
 Threads: admission and task drivers run on the loop thread; the direct driver
 runs there or on a worker thread. The slots, the ready and resuming queues and
@@ -45,7 +59,10 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from ._backend import Backend, Waiter, is_cancellation
+import anyio
+
+from ._backend import Backend, Waiter, is_cancellation, relay
+from ._seam import RunEngine
 from ._workers import Job, WorkerPool, continuing_worker, join_threads
 
 
@@ -99,11 +116,6 @@ async def _nothing() -> None:
 _START: Any = object()
 
 
-#: The engine's admission: True when the run may be offered a slot now.
-Admit = Callable[["Dispatcher", Any], bool]
-Execute = Callable[["Dispatcher", Any], Coroutine[Any, Any, Any]]
-
-
 class _AsyncioTaskDriver:
     """The task driver for asyncio, written as a coroutine object by hand.
 
@@ -116,15 +128,13 @@ class _AsyncioTaskDriver:
 
     __slots__ = ("_coro", "_dispatcher", "_future", "_job", "_run")
 
-    def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
+    def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
         self._dispatcher = dispatcher
         self._run = run
         self._coro: Coroutine[Any, Any, Any] | None = coro
         self._job: Job | None = None
         self._future: Any = None
         run._in_task = True
-        if type(signal) is Job:  # cannot happen (the direct driver parks these itself)
-            raise RuntimeError("internal error: a parked run was handed to a task driver")
 
     def __await__(self) -> Any:
         return self
@@ -260,20 +270,18 @@ class _RunList:
 class Dispatcher:
     """Runs submitted runs on one loop with at most ``limit`` executing at once."""
 
-    def __init__(self, backend: Backend, limit: int, name: str, admit: Admit, execute: Execute,
-                 finish_cancelled: Callable[[Any], None],
-                 finish_crashed: Callable[[Any, BaseException], None],
-                 enter_run: Callable[[Any], None]) -> None:
+    def __init__(self, backend: Backend, limit: int, name: str,
+                 engine_for: Callable[[Dispatcher], RunEngine]) -> None:
         self.backend = backend
         self.limit = limit
         self.active = 0
         self._ready: deque[Any] = deque()
         self._resuming: deque[_Resume] = deque()
-        self._admit = admit
-        self._execute = execute
-        self._finish_cancelled = finish_cancelled
-        self._finish_crashed = finish_crashed
-        self._enter_run = enter_run
+        self.engine = engine = engine_for(self)
+        # Bound once: these are called for every run.
+        self._admit = engine.admit
+        self._start_run = engine.start
+        self._release_final = engine.release_final
         self._spawner = backend.spawner()
         self.pool = WorkerPool(backend, name)
         self._inbox: list[Any] = []
@@ -286,19 +294,14 @@ class Dispatcher:
         #: the idle waiter: worker threads step runs on too (see the module doc).
         self._lock = threading.Lock()
         self._outstanding = _RunList(self._lock)
-        self.executor: Any = None
-        self._open = False
 
     # ------------------------------------------------------------------ lifecycle (loop)
 
     async def open(self) -> None:
         await self._spawner.__aenter__()
-        self._open = True
 
     async def close(self, failed: bool) -> list[threading.Thread]:
         """Wait for every run (cancelling them first if ``failed``); returns threads to join."""
-        import anyio
-
         with anyio.CancelScope(shield=True):
             if failed:
                 self.cancel_all()
@@ -312,7 +315,6 @@ class Dispatcher:
             while self._drivers:
                 waiter = self._drivers_waiter = self.backend.create_waiter()
                 await waiter.wait()
-            self._open = False
             threads = self.pool.close()  # every run is over: no job comes any more
         # The nursery (trio) must be left in the scope it was entered in, so
         # outside the shield above.
@@ -381,7 +383,7 @@ class Dispatcher:
         for run in runs:
             add(run)
         admit = self._admit
-        self.offer_many([run for run in runs if admit(self, run)])
+        self.offer_many([run for run in runs if admit(run)])
 
     def offer_many(self, runs: list[Any]) -> None:
         """Runs whose inputs are ready, in order: start as many as slots allow, queue the rest."""
@@ -413,8 +415,7 @@ class Dispatcher:
         without these cycles a finished run is freed as soon as its future is,
         instead of waiting for the cyclic garbage collector.
         """
-        if run._started and run.future is not None and run.future._final:
-            run.future = None
+        if run._started and self._release_final(run):
             run._context = None
         self._outstanding.remove(run)
         with self._lock:
@@ -439,8 +440,8 @@ class Dispatcher:
                 run._started = True
         if cancelled:
             return _nothing()
-        context.run(self._enter_run, run)
-        return self._execute(self, run)
+        coro: Coroutine[Any, Any, Any] = context.run(self._start_run, run)
+        return coro
 
     def _step(self, run: Any, coro: Coroutine[Any, Any, Any], value: Any) -> None:
         """The direct driver: step ``coro`` until it parks, moves to a task, or ends.
@@ -474,11 +475,18 @@ class Dispatcher:
             return
 
     def _spawn_driver(self, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
+        if signal is not PROMOTE and signal is not _START:  # see "The first signal" above
+            coro.close()
+            error = RuntimeError(f"internal error: a run handed to a task driver yielded {signal!r}")
+            run = self._end(run, error)
+            if run is not None:
+                self._step(run, self._begin(run), _START)
+            return
         self._drivers += 1
         if self.backend.direct_await:
-            driver: Any = _AsyncioTaskDriver(self, run, coro, signal)
+            driver: Any = _AsyncioTaskDriver(self, run, coro)
         else:
-            driver = self._task_driver(run, coro, signal)
+            driver = self._task_driver(run, coro)
         self._spawner.spawn(driver)
 
     def _driver_done(self) -> None:
@@ -487,9 +495,10 @@ class Dispatcher:
             waiter, self._drivers_waiter = self._drivers_waiter, None
             waiter.set(None)
 
-    async def _task_driver(self, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
+    async def _task_driver(self, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
         """The task driver (any backend): step runs inside this task, one after another."""
         backend = self.backend
+        signal: Any = _START
         try:
             while run is not None:
                 run._in_task = True
@@ -511,7 +520,7 @@ class Dispatcher:
                             error = exc
                     else:
                         try:
-                            value = await backend.relay(signal)
+                            value = await relay(signal)
                         except BaseException as exc:
                             error = exc
                     try:
@@ -536,10 +545,8 @@ class Dispatcher:
         """Book a run's end; returns the next ready run when the slot passes to it."""
         held = run._holds_slot
         run._holds_slot = False
-        run._upstream = None
-        if (error is not None and run.future is not None and not run.future._final
-                and not is_cancellation(error)):
-            self._crashed(run, error)
+        if error is not None and not is_cancellation(error):
+            self.engine.crashed(run, error)
         self.finished(run)
         if not held:
             return None
@@ -555,12 +562,6 @@ class Dispatcher:
                 return nxt
         self._fill(1)
         return None
-
-    def _crashed(self, run: Any, error: BaseException) -> None:
-        import logging
-
-        logging.getLogger("taskrun").error("internal error in run %r", run, exc_info=error)
-        self._finish_crashed(run, error)
 
     def _fill(self, freed: int = 0) -> None:
         """Give free slots (after ``freed`` more were given back) to waiting runs."""
@@ -633,8 +634,6 @@ class Dispatcher:
     def is_own_loop(self) -> bool:
         return self.backend.is_loop_thread()
 
-    # ------------------------------------------------------------------ sync calls
-
     # ------------------------------------------------------------------ cancellation
 
     def request_cancel(self, run: Any) -> bool:
@@ -648,15 +647,14 @@ class Dispatcher:
     def _mark_cancelled(self, run: Any) -> bool | None:
         """Flag a run as cancelled; whether it had started, or None if it was final."""
         with self.cancel_lock:
-            future = run.future
-            if future is None or future._final:
+            if self.engine.is_final(run):
                 return None
             run._cancel_requested = True
             return bool(run._started)
 
     def _stop_cancelled(self, run: Any, started: bool) -> None:
         if not started:
-            self._finish_cancelled(run)
+            self.engine.cancelled_before_start(run)
             # It no longer counts as in flight, wherever it waits (inbox, inputs,
             # ready queue); when it is reached there, it is skipped.
             self.call_soon(self.finished, run)

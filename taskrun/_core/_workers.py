@@ -26,6 +26,7 @@ import contextvars
 import logging
 import queue
 import threading
+import types
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
@@ -62,7 +63,8 @@ class Job:
         self.coro: Any = None
 
     def __await__(self) -> Generator[Any, Any, tuple[bool, Any]]:
-        return (yield self)  # type: ignore[misc]
+        outcome: tuple[bool, Any] = yield self
+        return outcome
 
     def claim(self) -> Any:
         """(any thread) Take the right to step the run on; None if it was taken."""
@@ -90,6 +92,31 @@ class Job:
         self.deliver((False, RunCancelledSignal))
 
 
+@types.coroutine
+def park(run: Any, job: Job) -> Generator[Any, Any, Any]:
+    """Await ``job`` as the body of ``run``; returns its value or raises its error.
+
+    The one place a run is parked on a worker thread: ``run._cancel_hook`` is the
+    job while it is out, so a cancel abandons just this call, and
+    :class:`RunCancelledSignal` comes out. A generator, not a coroutine: a
+    parked run keeps no more frames alive than ``await job`` would.
+    """
+    run._cancel_hook = job
+    try:
+        # Read after the hook is set: a cancel on another thread sees the hook,
+        # or this sees its flag (or both).
+        if run._cancel_requested:
+            raise RunCancelledSignal
+        ok, value = yield job
+    finally:
+        run._cancel_hook = None
+    if ok:
+        return value
+    if value is RunCancelledSignal:
+        raise RunCancelledSignal
+    raise value
+
+
 class _WorkerState:
     __slots__ = ("continuing", "deferred", "job", "next", "pool", "thread")
 
@@ -108,7 +135,7 @@ class _WorkerState:
 def in_stepping_worker() -> bool:
     """True on a worker thread while it steps runs on (done callbacks run there)."""
     state = getattr(_local, "state", None)
-    return state is not None and state.continuing  # type: ignore[no-any-return]
+    return state is not None and state.continuing
 
 
 def continuing_worker(pool: WorkerPool) -> _WorkerState | None:

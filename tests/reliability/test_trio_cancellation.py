@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from taskrun import ThreadPoolTaskRunner, task
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 @task
 async def raises_asyncio_cancelled() -> None:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     raise asyncio.CancelledError()
 
 

@@ -1,0 +1,222 @@
+"""Admission: a run starts only when its inputs are final, and only if they allow it.
+
+Futures nested in a run's parameters and its ``wait_for`` are its inputs. A
+run whose inputs are unfinished waits for them holding no slot (a done
+callback counts them down and re-admits it); one whose input may not fail and
+did not complete ends ``NotReady``; otherwise the futures in its parameters
+are replaced by their values and the run is offered a slot.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from .._plain import PLAIN_SCALARS
+from ..states import Cancelled, Crashed, Failed, NotReady, StateType, describe
+from ._future import TaskFuture
+from ._resolve import collect_futures, replace_futures
+from ._run_logging import log_final
+
+if TYPE_CHECKING:
+    from .._core._dispatch import Dispatcher
+    from ._record import TaskRunContext
+
+
+
+class _Dependencies:
+    """Done callback counting a run's unfinished inputs; re-admits it at zero.
+
+    Inputs finish on any thread; ``next`` on an :func:`itertools.count` is atomic,
+    so the count needs no lock.
+    """
+
+    __slots__ = ("_calls", "_dispatcher", "_left", "_run")
+
+    def __init__(self, dispatcher: Dispatcher, run: TaskRunContext, left: int) -> None:
+        self._dispatcher = dispatcher
+        self._run = run
+        self._left = left
+        self._calls = itertools.count(1)
+
+    def __call__(self, _: TaskFuture[Any]) -> None:
+        if next(self._calls) == self._left:
+            # Never inside the step that finished the input, so that a cascade of
+            # runs (a long chain ending NotReady) does not recurse.
+            self._dispatcher.schedule(readmit, self._dispatcher, self._run)
+
+
+def _wait_for_inputs(dispatcher: Dispatcher, run: TaskRunContext, pending: list[TaskFuture[Any]]) -> None:
+    counter = _Dependencies(dispatcher, run, len(pending))
+    for f in pending:
+        f.add_done_callback(counter)
+
+
+def readmit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
+    """Admit a run again once its last input is final."""
+    if admit(dispatcher, run):
+        dispatcher.offer(run)
+
+
+def admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
+    """(loop thread, or a worker thread stepping runs on) True when the run is ready
+    to be offered a slot; else it waits for its inputs, or has ended (NotReady).
+
+    An error on the way (parameters too deep to search, a dataclass whose field
+    cannot be read) ends the run ``Failed`` with that error: it never strands it.
+    """
+    try:
+        return _admit(dispatcher, run)
+    except Exception as exc:
+        finish_failed(run, exc, f"preparing the run failed: {describe(exc)}")
+        dispatcher.finished(run)
+        return False
+
+
+def _admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
+    if run._cancel_requested:
+        dispatcher.finished(run)
+        return False
+    params = run.parameters
+    waits = run.wait_for
+    if all_plain(params):
+        if waits is None:
+            return True
+        if _only_futures(waits):
+            return _admit_after(dispatcher, run, waits)
+    upstream = run._upstream
+    if upstream is None or _results_hold_more(upstream[0]):
+        upstream = run._upstream = (collect_futures(params), collect_futures(None, waits))
+    pending = [f for part in upstream for f, _ in part if not f._final]
+    if pending:
+        _wait_for_inputs(dispatcher, run, pending)
+        return False
+    problem = upstream_problem(upstream[0]) or upstream_problem(upstream[1])
+    if problem is not None:
+        finish_not_ready(run, problem)
+        dispatcher.finished(run)
+        return False
+    if not all_plain(params):  # futures to replace, or annotations to unwrap
+        run._raw_parameters = params
+        run.parameters = replace_futures(params, value_of)
+    return True
+
+
+def _admit_after(dispatcher: Dispatcher, run: TaskRunContext, waits: list[TaskFuture[Any]]) -> bool:
+    """:func:`admit` for a run whose only inputs are the futures it waits for."""
+    pending = [f for f in waits if not f._final]
+    if pending:
+        _wait_for_inputs(dispatcher, run, pending)
+        return False
+    for f in waits:
+        if not f._state.is_completed():
+            finish_not_ready(run, upstream_problem([(f, False)]) or "")
+            dispatcher.finished(run)
+            return False
+    return True
+
+
+#: Types known to be :class:`TaskFuture` subclasses (an ``isinstance`` per wait is slow).
+_FUTURE_TYPES: set[type] = set()
+
+
+def _only_futures(waits: list[Any]) -> bool:
+    known = _FUTURE_TYPES
+    for item in waits:
+        kind = type(item)
+        if kind not in known:
+            if not issubclass(kind, TaskFuture):
+                return False
+            known.add(kind)
+    return True
+
+
+def all_plain(params: dict[str, Any]) -> bool:
+    """True when every parameter is a builtin scalar (nothing to resolve or unwrap)."""
+    for value in params.values():
+        if type(value) not in PLAIN_SCALARS:
+            return False
+    return True
+
+
+def _results_hold_more(found: list[tuple[TaskFuture[Any], bool]]) -> bool:
+    """True when a finished input's result is a container that may hold futures."""
+    for future, _ in found:
+        if future._final and type(future._state.data) not in PLAIN_SCALARS:
+            return True
+    return False
+
+
+_FIRST_FAILURE = "; first failure: "
+_UPSTREAM = "upstream run "
+_MESSAGE_CHARS = 200
+
+
+def upstream_problem(upstream: list[tuple[TaskFuture[Any], bool]]) -> str | None:
+    """The NotReady message when an input that may not fail did not complete.
+
+    It names the direct upstream and, when that one is NotReady itself, the
+    first failure up the chain (carried from its message), never the whole
+    chain: the message stays a few hundred characters however long the chain.
+    """
+    for future, allowed in upstream:
+        if not allowed and not future._state.is_completed():
+            state = future._state
+            name = future._run.task_run_name if future._run else "?"
+            message = state.message or ""
+            if state.name != "NotReady":
+                detail = f": {_clip(message)}" if message else ""
+                return f"{_UPSTREAM}{name!r} ended {state.name}{detail}"
+            _, found, root = message.partition(_FIRST_FAILURE)
+            if not found:
+                root = message[len(_UPSTREAM):] if message.startswith(_UPSTREAM) else message
+            return f"{_UPSTREAM}{name!r} ended NotReady{_FIRST_FAILURE}{_clip(root, 2 * _MESSAGE_CHARS)}"
+    return None
+
+
+def _clip(text: str, limit: int = _MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def value_of(future: TaskFuture[Any], allowed: bool) -> Any:
+    """What a final input becomes in its downstream's parameters."""
+    state = future._state
+    if state.type is StateType.COMPLETED:
+        return state.data
+    return state.exception()
+
+
+def finish_not_ready(run: TaskRunContext, message: str) -> None:
+    """End a run whose input may not fail and did not complete."""
+    state = NotReady(message)
+    log_final(run, state)
+    if run.future is not None:
+        run.future._finish(state)
+
+
+def finish_failed(run: TaskRunContext, error: BaseException, message: str) -> None:
+    """End a run that failed before its body ran (preparing it raised ``error``)."""
+    state = Failed(error, message=message)
+    log_final(run, state)
+    if run.future is not None:
+        run.future._finish(state)
+
+
+def finish_crashed(run: TaskRunContext, error: BaseException) -> None:
+    """End a run whose engine coroutine itself failed (an internal error)."""
+    state = Crashed(error)
+    try:
+        log_final(run, state)
+    finally:  # the last resort: the run ends even if logging it fails
+        if run.future is not None:
+            run.future._finish(state)
+
+
+def finish_cancelled(run: TaskRunContext) -> None:
+    """End a run that was cancelled before it started."""
+    state = Cancelled("the run was cancelled before it started")
+    log_final(run, state)
+    if run.future is not None:
+        run.future._finish(state)
+
+

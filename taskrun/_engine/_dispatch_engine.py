@@ -1,0 +1,71 @@
+"""The engine as the dispatcher sees it: the one object behind the core's
+:class:`~taskrun._core._seam.RunEngine` interface."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from sniffio import current_async_library_cvar as _library_var
+
+from ..states import State
+from ._admission import admit, finish_cancelled, finish_crashed
+from ._driver import drive
+from ._executors import Executor
+from ._vars import current_run
+
+if TYPE_CHECKING:
+    from .._core._dispatch import Dispatcher
+    from ._record import TaskRunContext
+
+
+class DispatchEngine:
+    """Runs the runs of one dispatcher with one executor.
+
+    Example::
+
+        dispatcher = Dispatcher(backend, 8, "taskrun-threadpool",
+                                lambda d: DispatchEngine(d, RunnerExecutor(d)))
+    """
+
+    __slots__ = ("dispatcher", "executor")
+
+    def __init__(self, dispatcher: Dispatcher, executor: Executor) -> None:
+        self.dispatcher = dispatcher
+        self.executor = executor
+
+    def admit(self, run: TaskRunContext) -> bool:
+        return admit(self.dispatcher, run)
+
+    def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
+        current_run.set(run)
+        # The submitter's loop library (``anyio.run`` names it in sniffio's
+        # context variable) is not the run's: it runs on the runner's loop, or
+        # on a worker thread with none, so sniffio detects it afresh there.
+        if _library_var.get() is not None:
+            _library_var.set(None)
+        run._upstream = None  # admission's cache: not needed once the run starts
+        return drive(run, self.executor)
+
+    def crashed(self, run: TaskRunContext, error: BaseException) -> None:
+        future = run.future
+        if future is not None and not future._final:
+            logging.getLogger("taskrun").error("internal error in run %r", run, exc_info=error)
+            finish_crashed(run, error)
+
+    def cancelled_before_start(self, run: TaskRunContext) -> None:
+        finish_cancelled(run)
+
+    def is_final(self, run: TaskRunContext) -> bool:
+        future = run.future
+        return future is None or future._final
+
+    def release_final(self, run: TaskRunContext) -> bool:
+        # The future refers back to the run: without this cycle a finished run
+        # is freed with its future, not by the cyclic collector.
+        future = run.future
+        if future is not None and future._final:
+            run.future = None
+            return True
+        return False

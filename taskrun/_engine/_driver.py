@@ -1,0 +1,230 @@
+"""The attempt driver: runs *one* task run as a coroutine, to its final state.
+
+It moves the run through its states, runs the body the way its executor says
+(:class:`~taskrun._engine._executors.Way`), retries with delays, enforces
+timeouts, calls hooks, and finishes the future. It does not know which runner
+called it: everything it needs from the outside world comes through the
+executor.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from types import CoroutineType as _COROUTINE
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._core._backend import (
+    RunCancelledSignal,
+    is_cancellation,
+    is_host_cancellation,
+    is_loop_cancellation,
+)
+from .._core._dispatch import PROMOTE
+from .._core._workers import Job, park
+from ..exceptions import TaskRunTimeout
+from ..states import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    Running,
+    Scheduled,
+    State,
+    StateType,
+    describe,
+)
+from . import _printing, _run_logging
+from ._executors import AttemptTimedOut, Executor, Way
+from ._logging import run_logger_for
+from ._vars import flow_log_prints
+
+if TYPE_CHECKING:
+    from ._record import TaskRunContext
+
+
+async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
+    """Run every attempt of ``run`` and return its final state (finishing its future).
+
+    Kept in one frame on purpose: the body is awaited right here, not in a
+    helper coroutine, so a waiting run keeps as few frames alive as possible
+    (README, *Performance*: bytes per pending run).
+    """
+    task = run.task
+    future = run.future
+    log_prints = task.log_prints
+    run._log_prints = flow_log_prints.get() if log_prints is None else log_prints
+    if run._log_prints:
+        _printing.install()
+    if task.task_run_name is not None:
+        run.task_run_name  # noqa: B018 - a template or callable that fails fails the run
+        if run._name_error is not None:
+            return _end_unnamed(run, run._name_error)
+    state: State[Any] = Running()
+    if future is not None:
+        future._set_state(state)
+    timeout = task.timeout_seconds
+    way = ex.way(task)
+    try:
+        if task.on_running:
+            await _call_hooks(task.on_running, run, state, ex)
+        args, kwargs = task._call_args(run.parameters)
+        while True:
+            run.attempt += 1
+            try:
+                if way is Way.PARK:
+                    value = await park(run, Job(contextvars.copy_context(), task.fn, args, kwargs))
+                elif way is Way.CALL_SYNC:
+                    value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
+                else:
+                    if ex.promotes and not run._in_task:
+                        await PROMOTE
+                    coro = task.fn(*args, **kwargs)
+                    scope = _NO_SCOPE if timeout is None else anyio.move_on_after(timeout)
+                    with scope:
+                        if way is Way.AWAIT_DIRECT:
+                            ex.arm_cancel(run, coro)
+                            try:
+                                value = await coro
+                            except BaseException as exc:
+                                if ex.disarm_cancel(run, exc):
+                                    raise RunCancelledSignal from None
+                                raise
+                            if ex.disarm_cancel(run, None):
+                                await ex.absorb_cancel()
+                                raise RunCancelledSignal
+                        else:
+                            value = await ex.call_async(run, coro)
+                    if scope.cancelled_caught:
+                        raise AttemptTimedOut
+                if type(value) is _COROUTINE and not task.isasync:
+                    _refuse_coroutine(task, value)
+                # A body that returns a State sets the run's final state (as in the seed engine).
+                state = value if type(value) is State else Completed(value)
+            except BaseException as exc:
+                state = _state_of_attempt(run, exc, timeout)
+            if state.type is StateType.FAILED and run.attempt <= task.retries and not run._cancel_requested:
+                retried = await _wait_to_retry(run, state, ex)
+                if retried is None:
+                    continue
+                state = retried
+            break
+    except BaseException as exc:
+        state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
+        _run_logging.log_final(run, state)
+        if future is not None:
+            future._finish(state)
+        raise
+    if state.type is StateType.COMPLETED:
+        if task.on_completion:
+            await _call_hooks(task.on_completion, run, state, ex)
+    elif state.type in (StateType.FAILED, StateType.CRASHED) and task.on_failure:
+        await _call_hooks(task.on_failure, run, state, ex)
+    extra = task.on_crashed if state.type is StateType.CRASHED else (
+        task.on_cancellation if state.type is StateType.CANCELLED else None)
+    if extra:
+        await _call_hooks(extra, run, state, ex)
+    _run_logging.log_final(run, state)
+    if future is not None:
+        future._finish(state)
+    return state
+
+
+def _state_of_attempt(run: TaskRunContext, exc: BaseException, timeout: float | None) -> State[Any]:
+    """The state an attempt that raised ``exc`` ends in; the loop's cancellation goes on up."""
+    if isinstance(exc, RunCancelledSignal):
+        return Cancelled()
+    if isinstance(exc, AttemptTimedOut):
+        run._timed_out_attempt = run.attempt
+        error = TaskRunTimeout(f"task run {run.task_run_name!r} timed out after {timeout} s")
+        return Failed(error, name="TimedOut")
+    if isinstance(exc, Exception):
+        return Failed(exc)
+    if is_host_cancellation(exc):
+        raise exc
+    # The loop's own cancellation type that nobody sent this run (an awaited task
+    # was cancelled) cancels just the run; a foreign one (asyncio's under trio, or
+    # raised by a sync body) is its crash.
+    if is_loop_cancellation(exc):
+        return Cancelled(f"the body let a {type(exc).__name__} out")
+    return Crashed(exc)
+
+
+def _refuse_coroutine(task: Any, value: Any) -> None:
+    value.close()  # never awaited, and never will be: no warning at collection
+    raise TypeError(
+        f"sync task {task.name!r} returned a coroutine; make the function `async def` "
+        f"so taskrun awaits it, or await the coroutine inside an async task"
+    )
+
+
+def _end_unnamed(run: TaskRunContext, error: Exception) -> State[Any]:
+    """End a run whose ``task_run_name`` could not be made: it fails before it starts."""
+    state = Failed(error, message=f"task_run_name could not be made: {describe(error)}")
+    _run_logging.log_final(run, state)
+    if run.future is not None:
+        run.future._finish(state)
+    return state
+
+
+async def _wait_to_retry(run: TaskRunContext, state: State[Any], ex: Executor) -> State[Any] | None:
+    """After a failed attempt with retries left: None once it is time for the next
+    attempt, or the final state (the failure, when the retry condition says no;
+    ``Cancelled``, when the run is cancelled while it waits)."""
+    task = run.task
+    future = run.future
+    if task.retry_condition_fn is not None:
+        try:
+            verdict = await ex.call_user(task.retry_condition_fn, task, run, state)
+        except BaseException as exc:
+            if is_host_cancellation(exc):
+                raise
+            run_logger_for(run).exception("retry_condition_fn raised; the run is not retried")
+            verdict = False
+        if not verdict:
+            return state
+    delay = task._retry_delay(run.attempt)
+    _run_logging.log_retry(run, state, run.attempt, task.retries, delay)
+    if future is not None:
+        future._set_state(Scheduled(
+            "AwaitingRetry", f"attempt {run.attempt} {state.name}; retrying in {delay:g} s"
+        ))
+    try:
+        await ex.sleep(run, delay)
+    except RunCancelledSignal:
+        return Cancelled()
+    if run._cancel_requested:
+        return Cancelled()
+    if future is not None:
+        future._set_state(Running("Retrying", f"attempt {run.attempt + 1}"))
+    return None
+
+
+class _NoScope:
+    """Stands in for a cancel scope when a run has no timeout."""
+
+    cancelled_caught = False
+
+    def __enter__(self) -> _NoScope:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_SCOPE = _NoScope()
+
+
+async def _call_hooks(hooks: list[Callable[..., Any]], run: TaskRunContext, state: State[Any],
+                      ex: Executor) -> None:
+    for hook in hooks:
+        try:
+            await ex.call_user(hook, run.task, run, state)
+        except BaseException as exc:  # SystemExit too: a hook never changes how the run ended
+            if is_host_cancellation(exc):
+                raise
+            run_logger_for(run).exception(
+                "hook %r raised; the run's state is unchanged", getattr(hook, "__name__", hook)
+            )

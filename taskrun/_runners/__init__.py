@@ -1,0 +1,1 @@
+"""The runners: thread pool, process pool and Dask, on top of the engine."""

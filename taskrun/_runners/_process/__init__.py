@@ -1,0 +1,1 @@
+"""The process pool runner: its runner, its pool of worker processes, and the worker."""
