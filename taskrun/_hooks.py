@@ -36,6 +36,10 @@ def check_hooks(option: str, hooks: Any) -> HookList:
         return HookList(option)
     if callable(hooks) and not isinstance(hooks, list):
         hooks = [hooks]
+    if isinstance(hooks, (str, bytes)) or not hasattr(hooks, "__iter__"):
+        raise TypeError(
+            f"{option} must be a list of callables (obj, run, state) -> None; got {hooks!r}"
+        )
     hooks = list(hooks)
     for hook in hooks:
         if not callable(hook):

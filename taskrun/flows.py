@@ -114,6 +114,11 @@ class Flow(Generic[P, R]):
             fn = fn.__func__
         if not callable(fn):
             raise TypeError(f"@flow needs a function, got {fn!r}")
+        if timeout_seconds is not None and (isinstance(timeout_seconds, bool)
+                                            or not isinstance(timeout_seconds, (int, float))):
+            raise TypeError(
+                f"timeout_seconds must be a number of seconds > 0 (or None), got {timeout_seconds!r}"
+            )
         if timeout_seconds is not None and not timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be a number > 0, got {timeout_seconds!r}")
         retries = 0 if retries is None else retries
@@ -365,7 +370,8 @@ class Flow(Generic[P, R]):
 
         thread = threading.Thread(target=target, name=f"taskrun-flow-{self.name}", daemon=True)
         thread.start()
-        thread.join(self.timeout_seconds)
+        # A timeout past the platform's limit (math.inf) means no limit.
+        thread.join(self.timeout_seconds if self.timeout_seconds < threading.TIMEOUT_MAX else None)
         if not box:
             raise TaskRunTimeout(f"flow {self.name!r} timed out after {self.timeout_seconds} s")
         ok, value = box[0]

@@ -191,12 +191,26 @@ def Completed(data: Any = None, name: str | None = None, message: str | None = N
     return State(StateType.COMPLETED, name, message, data)
 
 
+def describe(exception: BaseException) -> str:
+    """``"Type: message"`` for an exception, even one whose ``__str__`` raises."""
+    kind = type(exception).__name__
+    try:
+        text = str(exception)
+    except Exception as exc:
+        try:
+            why = type(exc).__name__
+        except Exception:  # pragma: no cover - cannot happen for a real exception
+            why = "an error"
+        return f"{kind} (its message could not be read: str() raised {why})"
+    return f"{kind}: {text}" if text else kind
+
+
 def Failed(
     exception: BaseException | None = None, message: str | None = None, name: str | None = None
 ) -> State[Any]:
     """A run whose body raised ``exception`` (``TimedOut`` for a timeout)."""
     if message is None and exception is not None:
-        message = f"{type(exception).__name__}: {exception}"
+        message = describe(exception)
     return State(StateType.FAILED, name, message, exception)
 
 
@@ -204,7 +218,7 @@ def Crashed(
     exception: BaseException | None = None, message: str | None = None, name: str | None = None
 ) -> State[Any]:
     """A run that ended abnormally; ``result()`` raises :class:`CrashedRun`."""
-    message = message or (f"{type(exception).__name__}: {exception}" if exception else "crashed")
+    message = message or (describe(exception) if exception else "crashed")
     error = CrashedRun(message)
     error.__cause__ = exception
     return State(StateType.CRASHED, name, message, error)

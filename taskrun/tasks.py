@@ -19,6 +19,7 @@ import contextvars
 import datetime
 import importlib
 import inspect
+import string
 import sys
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
@@ -31,6 +32,7 @@ from ._engine._direct import drive_inline, resolve_inputs_async, resolve_inputs_
 from ._engine._driver import drive
 from ._engine._executors import DirectAsyncExecutor
 from ._engine._flow_context import flow_running_elsewhere
+from ._engine._future import _refuse_blocking_on_loop
 from ._engine._record import TaskRunContext
 from ._engine._vars import current_flow_run, current_run, current_runner, current_tags
 from ._engine._waiting import _wait_many, _wait_many_async
@@ -84,6 +86,15 @@ def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
         return [backoff_factor * 2**n for n in range(retries)]
 
     return delays
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_optional(name: str, value: Any, kind: type, what: str) -> None:
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{name} must be {what} or None, got {type(value).__name__} {value!r}")
 
 
 def _doc_of(fn: Any) -> str | None:
@@ -142,6 +153,11 @@ class Task(Generic[P, R]):
             raise TypeError(f"@task needs a function, got {fn!r}")
         if isinstance(fn, Task):
             raise TypeError(f"{fn.name!r} is a Task already; use .with_options(...) to change options")
+        _check_optional("name", name, str, "a str")
+        _check_optional("description", description, str, "a str")
+        _check_optional("log_prints", log_prints, bool, "True/False")
+        if tags is not None and not isinstance(tags, str) and not hasattr(tags, "__iter__"):
+            raise TypeError(f"tags must be an iterable of str, got {type(tags).__name__} {tags!r}")
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
         self.description = description if description is not None else _doc_of(fn)
@@ -165,13 +181,19 @@ class Task(Generic[P, R]):
             retry_delay_seconds = settings.task_default_retry_delay()
         self._given_retry_delay = retry_delay_seconds
         self.retry_delay_seconds = self._check_delays(retry_delay_seconds)
+        if retry_jitter_factor is not None and not _is_number(retry_jitter_factor):
+            raise TypeError(f"retry_jitter_factor must be a number >= 0, got {retry_jitter_factor!r}")
         if retry_jitter_factor is not None and not retry_jitter_factor >= 0:
             raise ValueError(f"retry_jitter_factor must be a number >= 0, got {retry_jitter_factor!r}")
         self.retry_jitter_factor = retry_jitter_factor
         if retry_condition_fn is not None and not callable(retry_condition_fn):
             raise TypeError("retry_condition_fn must be a callable (task, run, state) -> bool")
         self.retry_condition_fn = retry_condition_fn
-        if timeout_seconds is not None and (isinstance(timeout_seconds, bool) or not timeout_seconds > 0):
+        if timeout_seconds is not None and not _is_number(timeout_seconds):
+            raise TypeError(
+                f"timeout_seconds must be a number of seconds > 0 (or None), got {timeout_seconds!r}"
+            )
+        if timeout_seconds is not None and not timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be a number > 0, got {timeout_seconds!r}")
         self.timeout_seconds = timeout_seconds
         self.on_completion = check_hooks("on_completion", on_completion)
@@ -207,6 +229,8 @@ class Task(Generic[P, R]):
             on_rollback=self.on_rollback,
         )
         self._inspect_signature()
+        if isinstance(task_run_name, str):
+            self._check_run_name_template(task_run_name)
         try:
             self.__doc__ = fn.__doc__
             self.__name__ = self.name
@@ -323,6 +347,32 @@ class Task(Generic[P, R]):
         )
         self._simple = all(p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY) for p in params)
         self._var_keyword = next((p.name for p in params if p.kind is kinds.VAR_KEYWORD), None)
+
+    def _check_run_name_template(self, template: str) -> None:
+        """Reject a ``task_run_name`` template naming no parameter of the function.
+
+        Skipped when the signature is unknown or takes ``**kwargs`` (any name may
+        come then): such a template is checked when the run is named.
+        """
+        try:
+            fields = _template_fields(string.Formatter(), template)
+        except ValueError as exc:
+            raise ValueError(
+                f"task_run_name {template!r} of {self.name!r} is not a valid template: {exc}"
+            ) from None
+        if self._names is None or self._var_keyword is not None:
+            return
+        for field in fields:
+            if field == "" or field.isdigit():
+                raise ValueError(
+                    f"task_run_name {template!r} of {self.name!r} has a positional field {{{field}}}; "
+                    f"name a parameter instead, one of {sorted(self._names)}"
+                )
+            if field not in self._names:
+                raise ValueError(
+                    f"task_run_name {template!r} of {self.name!r} names {field!r}, which is not a "
+                    f"parameter of {self.name}{self._signature}; use one of {sorted(self._names)}"
+                )
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], defaults: bool = True) -> dict[str, Any]:
         """Bind call arguments to a parameters dict (``**kwargs`` entries flattened in).
@@ -463,6 +513,8 @@ class Task(Generic[P, R]):
             future = add.submit(1, y=2)
         """
         runner = self._runner("submit")
+        if return_state:
+            _refuse_blocking_on_loop(f"{self.name}.submit(..., return_state=True)")
         parameters = self.bind(args, kwargs)
         _refuse_coroutines(self.name, parameters)
         future = runner._submit_bound(self, parameters, wait_for)
@@ -504,6 +556,8 @@ class Task(Generic[P, R]):
         """
         runner = self._runner("map")
         check_progress(progress, f"{self.name}.map()")
+        if return_state:
+            _refuse_blocking_on_loop(f"{self.name}.map(..., return_state=True)")
         parameters = self._bind_for_map(args, kwargs)
         _refuse_coroutines(self.name, parameters)
         try:
@@ -646,6 +700,18 @@ class Task(Generic[P, R]):
 
 def _no_cache_if_none(policy: CachePolicy | None) -> CachePolicy:
     return NO_CACHE if policy is None else policy
+
+
+def _template_fields(formatter: Any, template: str) -> list[str]:
+    """The parameter names a ``str.format`` template refers to (``{x.attr}`` → ``x``)."""
+    names = []
+    for _, field, spec, _ in formatter.parse(template):
+        if field is None:
+            continue
+        names.append(field.split(".", 1)[0].split("[", 1)[0])
+        if spec:
+            names.extend(_template_fields(formatter, spec))
+    return names
 
 
 def _inline(run: TaskRunContext, drive_inline: Callable[[TaskRunContext], Any]) -> Any:

@@ -362,6 +362,37 @@ def is_cancellation(exc: BaseException) -> bool:
     return False
 
 
+def is_host_cancellation(exc: BaseException) -> bool:
+    """True when ``exc`` is the cancellation of the loop running this thread.
+
+    A cancellation type raised by user code on its own (``raise
+    asyncio.CancelledError()`` in a sync body, or under trio, or by an asyncio
+    task nobody cancelled) is that code's error, not the host's cancellation.
+    """
+    if isinstance(exc, asyncio.CancelledError):
+        if asyncio._get_running_loop() is None:
+            return False
+        cancelling = getattr(asyncio.current_task(), "cancelling", None)
+        return cancelling is None or cancelling() > 0
+    if "trio" in sys.modules:
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
+
+        return isinstance(exc, trio.Cancelled)
+    return False
+
+
+def is_loop_cancellation(exc: BaseException) -> bool:
+    """True when ``exc`` is the cancellation type of the loop running this thread
+    (whoever raised it); a foreign type (asyncio's under trio) is not."""
+    if isinstance(exc, asyncio.CancelledError):
+        return asyncio._get_running_loop() is not None
+    if "trio" in sys.modules:
+        import trio  # noqa: PLC0415 - trio is optional: imported only on a trio loop
+
+        return isinstance(exc, trio.Cancelled)
+    return False
+
+
 async def _run_cancellable_asyncio(run: Any, awaitable: Awaitable[Any]) -> Any:
     task = asyncio.current_task()
     assert task is not None
@@ -399,11 +430,14 @@ async def _run_cancellable_trio(run: Any, awaitable: Awaitable[Any]) -> Any:
             _close_if_unstarted(awaitable)
             raise RunCancelledSignal
         with scope:
-            return await awaitable
+            value = await awaitable
     finally:
         run._cancel_hook = None
-        if scope.cancelled_caught:
-            raise RunCancelledSignal
+    # Granted, the cancel ends the run Cancelled even when the body swallowed it
+    # and returned (as on asyncio); an exception the body raised instead is its own.
+    if scope.cancel_called:
+        raise RunCancelledSignal
+    return value
 
 
 def _close_if_unstarted(awaitable: Any) -> None:

@@ -85,7 +85,9 @@ class ThreadWaiter:
     __call__ = set
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._lock.acquire(timeout=-1 if timeout is None else timeout)
+        if timeout is None or timeout >= threading.TIMEOUT_MAX:  # math.inf: for ever
+            return self._lock.acquire()
+        return self._lock.acquire(timeout=timeout)
 
 
 class _Resume:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._limits._gate import TAG_GATE
 from .._plain import PLAIN_SCALARS
-from ..states import Cancelled, Crashed, NotReady, StateType
+from ..states import Cancelled, Crashed, Failed, NotReady, StateType, describe
 from ._future import TaskFuture
 from ._resolve import collect_futures, replace_futures
 from ._run_logging import log_final
@@ -63,7 +63,20 @@ def readmit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
 
 def admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
     """(loop thread, or a worker thread stepping runs on) True when the run is ready
-    to be offered a slot; else it waits for its inputs, or has ended (NotReady)."""
+    to be offered a slot; else it waits for its inputs, or has ended (NotReady).
+
+    An error on the way (parameters too deep to search, a dataclass whose field
+    cannot be read) ends the run ``Failed`` with that error: it never strands it.
+    """
+    try:
+        return _admit(dispatcher, run)
+    except Exception as exc:
+        finish_failed(run, exc, f"preparing the run failed: {describe(exc)}")
+        dispatcher.finished(run)
+        return False
+
+
+def _admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
     if run._cancel_requested:
         dispatcher.finished(run)
         return False
@@ -144,15 +157,35 @@ def _results_hold_more(found: list[tuple[TaskFuture[Any], bool]]) -> bool:
     return False
 
 
+_FIRST_FAILURE = "; first failure: "
+_UPSTREAM = "upstream run "
+_MESSAGE_CHARS = 200
+
+
 def upstream_problem(upstream: list[tuple[TaskFuture[Any], bool]]) -> str | None:
-    """The NotReady message when an input that may not fail did not complete."""
+    """The NotReady message when an input that may not fail did not complete.
+
+    It names the direct upstream and, when that one is NotReady itself, the
+    first failure up the chain (carried from its message), never the whole
+    chain: the message stays a few hundred characters however long the chain.
+    """
     for future, allowed in upstream:
         if not allowed and not future._state.is_completed():
             state = future._state
-            detail = f": {state.message}" if state.message else ""
-            return f"upstream run {future._run.task_run_name if future._run else '?'!r} " \
-                   f"ended {state.name}{detail}"
+            name = future._run.task_run_name if future._run else "?"
+            message = state.message or ""
+            if state.name != "NotReady":
+                detail = f": {_clip(message)}" if message else ""
+                return f"{_UPSTREAM}{name!r} ended {state.name}{detail}"
+            _, found, root = message.partition(_FIRST_FAILURE)
+            if not found:
+                root = message[len(_UPSTREAM):] if message.startswith(_UPSTREAM) else message
+            return f"{_UPSTREAM}{name!r} ended NotReady{_FIRST_FAILURE}{_clip(root, 2 * _MESSAGE_CHARS)}"
     return None
+
+
+def _clip(text: str, limit: int = _MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def value_of(future: TaskFuture[Any], allowed: bool) -> Any:
@@ -171,12 +204,22 @@ def finish_not_ready(run: TaskRunContext, message: str) -> None:
         run.future._finish(state)
 
 
-def finish_crashed(run: TaskRunContext, error: BaseException) -> None:
-    """End a run whose engine coroutine itself failed (an internal error)."""
-    state = Crashed(error)
+def finish_failed(run: TaskRunContext, error: BaseException, message: str) -> None:
+    """End a run that failed before its body ran (preparing it raised ``error``)."""
+    state = Failed(error, message=message)
     log_final(run, state)
     if run.future is not None:
         run.future._finish(state)
+
+
+def finish_crashed(run: TaskRunContext, error: BaseException) -> None:
+    """End a run whose engine coroutine itself failed (an internal error)."""
+    state = Crashed(error)
+    try:
+        log_final(run, state)
+    finally:  # the last resort: the run ends even if logging it fails
+        if run.future is not None:
+            run.future._finish(state)
 
 
 def finish_cancelled(run: TaskRunContext) -> None:

@@ -8,6 +8,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from sniffio import current_async_library_cvar as _library_var
+
 from ..states import State
 from . import _limit_waits
 from ._admission import admit, finish_cancelled, finish_crashed
@@ -40,6 +42,11 @@ class DispatchEngine:
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)
+        # The submitter's loop library (``anyio.run`` names it in sniffio's
+        # context variable) is not the run's: it runs on the runner's loop, or
+        # on a worker thread with none, so sniffio detects it afresh there.
+        if _library_var.get() is not None:
+            _library_var.set(None)
         run._upstream = None  # admission's cache: not needed once the run starts
         return drive(run, self.executor)
 

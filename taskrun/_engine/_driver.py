@@ -11,16 +11,32 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable
+from types import CoroutineType as _COROUTINE
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._core._backend import RunCancelledSignal, is_cancellation
+from .._core._backend import (
+    RunCancelledSignal,
+    is_cancellation,
+    is_host_cancellation,
+    is_loop_cancellation,
+)
 from .._core._dispatch import PROMOTE
 from .._core._workers import Job, park
 from .._observe import _events
 from ..exceptions import TaskRunTimeout
-from ..states import Cancelled, Completed, Crashed, Failed, Running, Scheduled, State, StateType
+from ..states import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    Running,
+    Scheduled,
+    State,
+    StateType,
+    describe,
+)
 from . import _caching, _printing, _run_logging
 from ._caching import FLOW_DEFAULTS
 from ._executors import AttemptTimedOut, Executor, Way
@@ -44,6 +60,10 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     run._log_prints = flow_log_prints.get() if log_prints is None else log_prints
     if run._log_prints:
         _printing.install()
+    if task.task_run_name is not None:
+        run.task_run_name  # noqa: B018 - a template or callable that fails fails the run
+        if run._name_error is not None:
+            return _end_unnamed(run, run._name_error)
     state: State[Any] = Running()
     if future is not None:
         future._set_state(state)
@@ -86,6 +106,8 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                             value = await ex.call_async(run, coro)
                     if scope.cancelled_caught:
                         raise AttemptTimedOut
+                if type(value) is _COROUTINE and not task.isasync:
+                    _refuse_coroutine(task, value)
                 # A body that returns a State sets the run's final state (as in the seed engine).
                 state = value if type(value) is State else Completed(value)
             except BaseException as exc:
@@ -137,9 +159,31 @@ def _state_of_attempt(run: TaskRunContext, exc: BaseException, timeout: float | 
         return Failed(error, name="TimedOut")
     if isinstance(exc, Exception):
         return Failed(exc)
-    if is_cancellation(exc):
+    if is_host_cancellation(exc):
         raise exc
+    # The loop's own cancellation type that nobody sent this run (an awaited task
+    # was cancelled) cancels just the run; a foreign one (asyncio's under trio, or
+    # raised by a sync body) is its crash.
+    if is_loop_cancellation(exc):
+        return Cancelled(f"the body let a {type(exc).__name__} out")
     return Crashed(exc)
+
+
+def _refuse_coroutine(task: Any, value: Any) -> None:
+    value.close()  # never awaited, and never will be: no warning at collection
+    raise TypeError(
+        f"sync task {task.name!r} returned a coroutine; make the function `async def` "
+        f"so taskrun awaits it, or await the coroutine inside an async task"
+    )
+
+
+def _end_unnamed(run: TaskRunContext, error: Exception) -> State[Any]:
+    """End a run whose ``task_run_name`` could not be made: it fails before it starts."""
+    state = Failed(error, message=f"task_run_name could not be made: {describe(error)}")
+    _run_logging.log_final(run, state)
+    if run.future is not None:
+        run.future._finish(state)
+    return state
 
 
 async def _wait_to_retry(run: TaskRunContext, state: State[Any], ex: Executor) -> State[Any] | None:
@@ -149,7 +193,13 @@ async def _wait_to_retry(run: TaskRunContext, state: State[Any], ex: Executor) -
     task = run.task
     future = run.future
     if task.retry_condition_fn is not None:
-        verdict = await ex.call_user(task.retry_condition_fn, task, run, state)
+        try:
+            verdict = await ex.call_user(task.retry_condition_fn, task, run, state)
+        except BaseException as exc:
+            if is_host_cancellation(exc):
+                raise
+            run_logger_for(run).exception("retry_condition_fn raised; the run is not retried")
+            verdict = False
         if not verdict:
             return state
     delay = task._retry_delay(run.attempt)
@@ -193,7 +243,9 @@ async def _call_hooks(hooks: list[Callable[..., Any]], run: TaskRunContext, stat
     for hook in hooks:
         try:
             await ex.call_user(hook, run.task, run, state)
-        except Exception:
+        except BaseException as exc:  # SystemExit too: a hook never changes how the run ended
+            if is_host_cancellation(exc):
+                raise
             run_logger_for(run).exception(
                 "hook %r raised; the run's state is unchanged", getattr(hook, "__name__", hook)
             )

@@ -226,7 +226,7 @@ def _call_with_thread_timeout(fn: Callable[..., Any], args: tuple[Any, ...], kwa
 
     thread = threading.Thread(target=target, name="taskrun-timeout", daemon=True)
     thread.start()
-    thread.join(timeout)
+    thread.join(timeout if timeout < threading.TIMEOUT_MAX else None)  # math.inf: no limit
     if not box:
         raise AttemptTimedOut
     ok, value = box[0]

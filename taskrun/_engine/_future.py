@@ -34,10 +34,21 @@ logger = logging.getLogger("taskrun.futures")
 _lock = threading.Lock()
 
 
-def check_timeout(timeout: float | None) -> None:
-    """Reject negative and NaN timeouts with a ValueError."""
-    if timeout is not None and not (timeout >= 0):
+def check_timeout(timeout: float | None) -> float | None:
+    """Reject negative, NaN and non-numeric timeouts; return the timeout to use.
+
+    A timeout too large for the platform's waits (``math.inf``, ``1e10``) means
+    "wait for ever" and comes back as None.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
+    if not (timeout >= 0):
         raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
+    if timeout >= threading.TIMEOUT_MAX:
+        return None
+    return timeout
 
 
 def _refuse_blocking_on_loop(what: str) -> None:
@@ -197,7 +208,7 @@ class TaskFuture(abc.ABC, Generic[R]):
         :meth:`wait_async` there. Inside a run, the run's slot is given back while
         it waits.
         """
-        check_timeout(timeout)
+        timeout = check_timeout(timeout)
         if self._final:
             return
         _refuse_blocking_on_loop("future.wait()")
@@ -221,7 +232,7 @@ class TaskFuture(abc.ABC, Generic[R]):
         Always yields to the loop once, even when the run is already done.
         Cancelling the caller stops the waiting, not the run.
         """
-        check_timeout(timeout)
+        timeout = check_timeout(timeout)
         if self._final:
             await current_backend().checkpoint()
             return
@@ -281,10 +292,13 @@ class TaskFuture(abc.ABC, Generic[R]):
 
 
 def _call_callback(fn: Callable[[Any], object], future: TaskFuture[Any]) -> None:
+    # Every exception is contained, SystemExit and CancelledError too: the other
+    # callbacks (waiters, dependants' counters) must still be served, and the
+    # thread finishing the run is not the callback owner's to stop.
     try:
         fn(future)
-    except Exception:
-        logger.exception("done callback %r of %r raised", fn, future)
+    except BaseException:
+        logger.exception("done callback %r of %r raised; it is ignored", fn, future)
 
 
 class ConcurrentFuture(TaskFuture[R]):

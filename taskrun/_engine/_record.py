@@ -43,6 +43,7 @@ class TaskRunContext(DispatchedRun):
         "_id",
         "_log_prints",
         "_name",
+        "_name_error",
         "_raw_parameters",
         "_slot_run",
         "_timed_out_attempt",
@@ -77,6 +78,7 @@ class TaskRunContext(DispatchedRun):
         self._deps_computed = False
         self._id: uuid.UUID | None = None
         self._name: str | None = None
+        self._name_error: Exception | None = None
         self._timed_out_attempt = 0
         #: For a direct call inside a run: the run that holds the slot.
         self._slot_run: TaskRunContext | None = None
@@ -100,7 +102,12 @@ class TaskRunContext(DispatchedRun):
         """``task_run_name`` of the task filled from the parameters, else ``<task>-<id>``."""
         name = self._name
         if name is None:
-            name = self._name = self.task._format_run_name(self)
+            try:
+                name = self.task._format_run_name(self)
+            except Exception as exc:  # the engine fails the run with it; the name falls back
+                self._name_error = exc
+                name = f"{self.task.name}-{self.task_run_id.hex[:8]}"
+            self._name = name
         return name
 
     @property

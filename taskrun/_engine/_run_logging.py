@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..states import State, StateType
+from ..states import State, StateType, describe
 from ._logging import _ensure_default_handler, current_flow_run_name
 
 _logger = logging.getLogger("taskrun.task_runs")
@@ -46,7 +46,10 @@ def summary(exc: BaseException | None) -> str:
     """The one-line summary of an exception: ``Type: message``."""
     if exc is None:
         return "no exception"
-    text = str(exc).strip().splitlines()
+    try:
+        text = str(exc).strip().splitlines()
+    except Exception:  # a raising __str__: the summary still names the type
+        return describe(exc)
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 

@@ -27,6 +27,36 @@ F = TypeVar("F", bound="TaskFuture[Any]")
 T = TypeVar("T")
 
 
+def _futures_of(futures: Iterable[TaskFuture[Any]], what: str) -> list[TaskFuture[Any]]:
+    """``futures`` as a list, or a TypeError naming ``what`` and the item that is not a future."""
+    try:
+        items = list(futures)
+    except TypeError:
+        if not hasattr(futures, "__iter__"):
+            raise TypeError(
+                f"{what} takes an iterable of futures, got {type(futures).__name__} {futures!r}"
+            ) from None
+        raise
+    for index, item in enumerate(items):
+        if not isinstance(item, TaskFuture):
+            raise _not_a_future(what, index, item)
+    return items
+
+
+def _not_a_future(what: str, index: int, item: Any) -> TypeError:
+    return TypeError(
+        f"{what} takes futures (returned by submit/map); item {index} is "
+        f"{item!r} of type {type(item).__name__}"
+    )
+
+
+def _check_items(futures: list[Any], what: str) -> None:
+    """Raise the TypeError for the first item of ``futures`` that is not a future."""
+    for index, item in enumerate(futures):
+        if not isinstance(item, TaskFuture):
+            raise _not_a_future(what, index, item)
+
+
 class _Countdown:
     """A done callback counting unfinished futures down; fires its waiter at zero
     (or at the first failure, when asked to).
@@ -53,13 +83,17 @@ class _Countdown:
             self._fire(None)
 
 
-def _unfinished(futures: Iterable[TaskFuture[Any]]) -> list[TaskFuture[Any]]:
+def _unfinished(futures: list[TaskFuture[Any]], what: str = "FutureList") -> list[TaskFuture[Any]]:
     seen: set[int] = set()
     out = []
-    for f in futures:
-        if not f._final and id(f) not in seen:
-            seen.add(id(f))
-            out.append(f)
+    try:
+        for f in futures:
+            if not f._final and id(f) not in seen:
+                seen.add(id(f))
+                out.append(f)
+    except AttributeError:  # the items are checked only when one is not a future
+        _check_items(futures, what)
+        raise
     return out
 
 
@@ -89,8 +123,9 @@ class _CountdownWait:
                 f._remove_done_callback(self._countdown)
 
 
-def _wait_many(futures: list[TaskFuture[Any]], timeout: float | None, stop_on_failure: bool) -> None:
-    pending = _unfinished(futures)
+def _wait_many(futures: list[TaskFuture[Any]], timeout: float | None, stop_on_failure: bool,
+               what: str = "FutureList") -> None:
+    pending = _unfinished(futures, what)
     if not pending or (stop_on_failure and _first_failure(futures) is not None):
         return
     _refuse_blocking_on_loop("waiting for futures")
@@ -99,8 +134,8 @@ def _wait_many(futures: list[TaskFuture[Any]], timeout: float | None, stop_on_fa
 
 
 async def _wait_many_async(futures: list[TaskFuture[Any]], timeout: float | None,
-                           stop_on_failure: bool) -> None:
-    pending = _unfinished(futures)
+                           stop_on_failure: bool, what: str = "FutureList") -> None:
+    pending = _unfinished(futures, what)
     if not pending or (stop_on_failure and _first_failure(futures) is not None):
         await current_backend().checkpoint()
         return
@@ -130,27 +165,25 @@ class FutureList(list[F]):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until every run is final, or ``timeout`` passes."""
-        check_timeout(timeout)
-        _wait_many(list(self), timeout, stop_on_failure=False)
+        _wait_many(list(self), check_timeout(timeout), stop_on_failure=False)
 
     # `self: Sequence[TaskFuture[T]]` reads T out of the future type F (for type checkers).
     def result(self: Sequence[TaskFuture[T]], timeout: float | None = None,
                raise_on_failure: bool = True) -> list[T]:
         """Values in input order; raises the first failure as soon as it happens."""
-        check_timeout(timeout)
+        timeout = check_timeout(timeout)
         futures: list[TaskFuture[Any]] = list(self)
         _wait_many(futures, timeout, stop_on_failure=raise_on_failure)
         return _results(futures, timeout, raise_on_failure)
 
     async def wait_async(self, timeout: float | None = None) -> None:
         """Await every run, without blocking the loop."""
-        check_timeout(timeout)
-        await _wait_many_async(list(self), timeout, stop_on_failure=False)
+        await _wait_many_async(list(self), check_timeout(timeout), stop_on_failure=False)
 
     async def result_async(self: Sequence[TaskFuture[T]], timeout: float | None = None,
                            raise_on_failure: bool = True) -> list[T]:
         """The async twin of :meth:`result`."""
-        check_timeout(timeout)
+        timeout = check_timeout(timeout)
         futures: list[TaskFuture[Any]] = list(self)
         await _wait_many_async(futures, timeout, stop_on_failure=raise_on_failure)
         return _results(futures, timeout, raise_on_failure)
@@ -175,10 +208,10 @@ def wait(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> Do
 
         done, not_done = wait(futures, timeout=5)
     """
-    check_timeout(timeout)
-    futures = list(futures)
-    _wait_many(futures, timeout, stop_on_failure=False)
-    return _split(futures)
+    timeout = check_timeout(timeout)
+    items = _futures_of(futures, "wait(futures)")
+    _wait_many(items, timeout, stop_on_failure=False)
+    return _split(items)
 
 
 async def wait_async(
@@ -190,10 +223,10 @@ async def wait_async(
 
         done, not_done = await wait_async(futures, timeout=5)
     """
-    check_timeout(timeout)
-    futures = list(futures)
-    await _wait_many_async(futures, timeout, stop_on_failure=False)
-    return _split(futures)
+    timeout = check_timeout(timeout)
+    items = _futures_of(futures, "wait_async(futures)")
+    await _wait_many_async(items, timeout, stop_on_failure=False)
+    return _split(items)
 
 
 def as_completed(
@@ -209,9 +242,9 @@ def as_completed(
         for future in as_completed(futures):
             print(future.result())
     """
-    check_timeout(timeout)
+    timeout = check_timeout(timeout)
     check_progress(progress, "as_completed()")
-    unique = list(dict.fromkeys(futures))
+    unique = list(dict.fromkeys(_futures_of(futures, "as_completed(futures)")))
     return _as_completed(unique, timeout, progress)
 
 
@@ -250,9 +283,9 @@ async def as_completed_async(
         async for future in as_completed_async(futures):
             print(await future)
     """
-    check_timeout(timeout)
+    timeout = check_timeout(timeout)
     check_progress(progress, "as_completed_async()")
-    unique = list(dict.fromkeys(futures))
+    unique = list(dict.fromkeys(_futures_of(futures, "as_completed_async(futures)")))
     if progress:
         progress_for_futures(unique)  # ends by itself once every future is final
     backend = current_backend()

@@ -30,6 +30,7 @@ from .._observe._switches import (
     progress_for_runs,
     progress_for_stream,
 )
+from ..annotations import BaseAnnotation
 from ..tasks import Task
 from ._mapping import split_parameters, stream_parameters
 
@@ -41,6 +42,45 @@ def _check_task(task: Any) -> Task[Any, Any]:
     if not isinstance(task, Task):
         raise TypeError(f"runners take a Task (a function decorated with @task), got {task!r}")
     return task
+
+
+def _check_wait_for(wait_for: Any) -> list[Any] | None:
+    """``wait_for`` as a list; a TypeError naming any item that holds no future.
+
+    Items are futures, ``allow_failure(future)``, or lists/tuples/sets of them (a
+    ``FutureList`` from ``map``, say). A plain value there is a mistake, not
+    something to wait for.
+    """
+    if wait_for is None:
+        return None
+    if isinstance(wait_for, (str, bytes, TaskFuture)) or not hasattr(wait_for, "__iter__"):
+        raise TypeError(
+            f"wait_for takes an iterable of futures (e.g. wait_for=[future]), "
+            f"got {type(wait_for).__name__} {wait_for!r}"
+        )
+    waits = list(wait_for)
+    for index, item in enumerate(waits):
+        if type(item) not in _FUTURE_TYPES and not _holds_futures(item):
+            raise TypeError(
+                f"wait_for takes futures (returned by submit/map); item {index} is "
+                f"{item!r} of type {type(item).__name__}"
+            )
+    return waits
+
+
+#: Types known to be futures (an ``isinstance`` per item is slow on the hot path).
+_FUTURE_TYPES: set[type] = set()
+
+
+def _holds_futures(item: Any) -> bool:
+    if isinstance(item, TaskFuture):
+        _FUTURE_TYPES.add(type(item))
+        return True
+    if isinstance(item, BaseAnnotation):
+        return _holds_futures(item.unwrap())
+    if isinstance(item, (list, tuple, set, frozenset)):
+        return all(_holds_futures(x) for x in item)
+    return False
 
 
 class RunnerState(enum.Enum):
@@ -110,7 +150,7 @@ class TaskRunner(abc.ABC, Generic[F]):
     def _new_runs(self, task: Task[Any, Any], params_list: list[dict[str, Any]],
                   wait_for: Iterable[Any] | None,
                   dependencies: dict[str, set[Any]] | None = None) -> list[TaskRunContext]:
-        waits = list(wait_for) if wait_for is not None else None
+        waits = _check_wait_for(wait_for)
         inherited = current_tags.get()
         tags = task.tags | inherited if inherited else task.tags
         context = contextvars.copy_context()

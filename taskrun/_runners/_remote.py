@@ -327,7 +327,11 @@ def pack_exception(exc: BaseException) -> tuple[BaseException, str]:
         loads(dumps(exc))
     except Exception:
         kind = type(exc)
-        exc = RemoteError(f"{kind.__module__}.{kind.__qualname__}", str(exc))
+        try:
+            message = str(exc)
+        except Exception as error:  # a raising __str__ must not take the worker down
+            message = f"(its message could not be read: str() raised {type(error).__name__})"
+        exc = RemoteError(f"{kind.__module__}.{kind.__qualname__}", message)
     else:
         exc.__traceback__ = None
     return exc, text

@@ -194,7 +194,12 @@ class DaskTaskRunner(TaskRunner[DistributedFuture[Any]]):
             cls = _load_class(self.cluster_class) or distributed.LocalCluster
             kwargs = dict(self.cluster_kwargs)
             if cls is distributed.LocalCluster:
-                kwargs = {**_LOCAL_DEFAULTS, **kwargs}
+                defaults = dict(_LOCAL_DEFAULTS)
+                if kwargs.get("processes") is False and "protocol" not in kwargs:
+                    # In one process the workers talk over ``inproc://``, which
+                    # binds no socket and takes no host (a host breaks its address).
+                    del defaults["host"]
+                kwargs = {**defaults, **kwargs}
                 if kwargs["dashboard_address"] is None:
                     kwargs["scheduler_kwargs"] = {**_LOCAL_SCHEDULER_DEFAULTS,
                                                   **(kwargs.get("scheduler_kwargs") or {})}

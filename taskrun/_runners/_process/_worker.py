@@ -27,6 +27,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -53,6 +54,26 @@ _TASK_CACHE_SIZE = 128
 _FLAG_POLL_SECONDS = 0.05
 
 
+_PARENT_POLL_SECONDS = 0.2
+
+
+def _exit_with_parent() -> None:
+    """Exit within ~0.2 s of the parent's death (SIGKILL gives it no chance to stop us).
+
+    The worker is re-parented when its parent dies, so a change of ``getppid()``
+    is the signal; a thread polls it, since a body may be busy for a long time.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(_PARENT_POLL_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="taskrun-parent-watch", daemon=True).start()
+
+
 def worker_main(conn: Any, flags: Any, index: int, initializer: bytes | None = None) -> None:
     """Entry point of a worker process (spawned by :class:`~taskrun._process_pool.ProcessPool`).
 
@@ -60,6 +81,7 @@ def worker_main(conn: Any, flags: Any, index: int, initializer: bytes | None = N
     """
     # Ctrl-C reaches the whole process group; the parent decides what to cancel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     worker = _Worker(conn, lambda: flags[index] != 0)
     if initializer is None or worker.initialize(initializer):
         worker.serve()
