@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 import io
 import logging
+import os
 import pickle
 import sys
 import traceback
@@ -254,6 +255,7 @@ class RunSnapshot(NamedTuple):
     flow_log_prints: bool
     log_level: int
     trace: dict[str, str] | None = None  # the run's trace context, when tracing
+    origin_pid: int = 0  # the submitting process: its own logger levels are left alone
 
 
 def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None) -> RunSnapshot:
@@ -272,6 +274,7 @@ def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None) -
         context.get(flow_log_prints, False),
         logging.getLogger(RUN_LOGGER).getEffectiveLevel(),
         carrier_of(context),
+        os.getpid(),
     )
 
 
@@ -313,7 +316,9 @@ def _enter_run(run: RemoteRunContext, snap: RunSnapshot) -> None:
     if snap.log_prints:
         _printing.install()
     logger = logging.getLogger(RUN_LOGGER)
-    if logger.level != snap.log_level:
+    # A worker in the submitting process itself (a Dask cluster with processes=False)
+    # shares its loggers: their levels are the user's, not ours to change.
+    if logger.level != snap.log_level and snap.origin_pid != os.getpid():
         logger.setLevel(snap.log_level)
 
 
