@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import isolated, parallel, workloads
+from . import isolated, parallel, peers, workloads
 from ._watchdog import Watchdog
 from .config import Config, make_config
 from .report import Result, failed, fmt_value, metadata, save_json, save_plot, table
@@ -38,6 +38,8 @@ WORKLOADS = [
     Workload("process", "ProcessPoolTaskRunner speed-up (benchmarks/workloads_parallel.py)",
              parallel.bench_process),
     Workload("dask", "DaskTaskRunner vs client.map (needs the dask extra)", parallel.bench_dask),
+    Workload("peers", "map, chain, 10 ms I/O: taskrun beside ThreadPoolExecutor, asyncio, Dask, Ray, joblib",
+             peers.bench_peers),
 ]
 ALIASES = {"mem": "memory", "imports": "import", "chains": "chain", "dag": "diamond", "scaling": "scale"}
 BY_KEY = {w.key: w for w in WORKLOADS}
@@ -100,6 +102,10 @@ def _finish(args: argparse.Namespace, cfg: Config, results: list[Result], elapse
     print(f"taskrun benchmarks ({meta['mode']} run, {meta['cpus']} CPUs, Python {meta['python']}, "
           f"{elapsed:.0f} s)" + (f" -- CUT SHORT: {cut_short}" if cut_short else ""))
     print(table(results, markdown=args.markdown), flush=True)
+    pivot = peers.peers_table(results)
+    if pivot:
+        print(f"\npeers ({meta['date']}, {meta['cpus']} CPUs, {meta['platform']}, Python {meta['python']}):")
+        print(pivot, flush=True)
     if args.json:
         save_json(args.json, results, meta)
         _say(f"saved {args.json}")

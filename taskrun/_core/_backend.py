@@ -10,6 +10,7 @@ right one lazily, at first use, because futures are created in sync code.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import sys
 import threading
@@ -108,6 +109,10 @@ class _AsyncioSpawner:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        # One context for all driver tasks (each run is stepped in its own), instead
+        # of a copy per task: 64 bytes less per waiting run. Tasks step one at a
+        # time; an eager task factory would enter it inside another's step.
+        self._context = contextvars.copy_context() if sys.version_info >= (3, 11) else None
 
     async def __aenter__(self) -> _AsyncioSpawner:
         return self
@@ -116,7 +121,12 @@ class _AsyncioSpawner:
         return None
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        self._loop.create_task(coro)
+        loop = self._loop
+        if self._context is None or loop.get_task_factory() is not None:
+            loop.create_task(coro)
+        else:
+            create: Any = loop.create_task  # context= is 3.11+
+            create(coro, context=self._context)
 
 
 class AsyncioBackend:

@@ -10,6 +10,7 @@ executor.
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Callable
 from types import CoroutineType as _COROUTINE
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from ._logging import run_logger_for
 from ._vars import flow_log_prints
 
 if TYPE_CHECKING:
+    from ._future import TaskFuture
     from ._record import TaskRunContext
 
 
@@ -64,7 +66,7 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
         run.task_run_name  # noqa: B018 - a template or callable that fails fails the run
         if run._name_error is not None:
             return _end_unnamed(run, run._name_error)
-    state: State[Any] = Running()
+    state: State[Any] = _running(future)
     if future is not None:
         future._set_state(state)
     timeout = task.timeout_seconds
@@ -221,6 +223,21 @@ async def _wait_to_retry(run: TaskRunContext, state: State[Any], ex: Executor) -
     if _events.ACTIVE:
         _events.emit_state(run, retrying)
     return None
+
+
+_last_running: State[Any] = Running()
+
+
+def _running(future: TaskFuture[Any] | None) -> State[Any]:
+    """The plain ``Running`` state; runs that start within a millisecond share one
+    (states are immutable records, as the ``Pending`` shared by one hand-off is),
+    never one older than the state the run leaves."""
+    global _last_running
+    state = _last_running
+    ts = state._ts
+    if not 0 <= time.time() - ts <= 0.001 or (future is not None and future._state._ts > ts):
+        state = _last_running = Running()
+    return state
 
 
 class _NoScope:
