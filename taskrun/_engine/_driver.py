@@ -10,6 +10,7 @@ executor.
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from collections.abc import Callable
 from types import CoroutineType as _COROUTINE
@@ -143,7 +144,9 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
         task.on_cancellation if state.type is StateType.CANCELLED else None)
     if extra:
         await _call_hooks(extra, run, state, ex)
-    _run_logging.log_final(run, state)
+    # A completion logs only at DEBUG: checked here, without a call, on the common path.
+    if state.type is not StateType.COMPLETED or _run_logging.LOGGER.isEnabledFor(logging.DEBUG):
+        _run_logging.log_final(run, state)
     if future is not None:
         future._finish(state)
     elif _events.ACTIVE:

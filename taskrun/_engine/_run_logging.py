@@ -29,7 +29,7 @@ from typing import Any
 from ..states import State, StateType, describe
 from ._logging import _ensure_default_handler, current_flow_run_name
 
-_logger = logging.getLogger("taskrun.task_runs")
+_logger = LOGGER = logging.getLogger("taskrun.task_runs")
 
 
 def _extra(run: Any) -> dict[str, Any]:
