@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 import io
 import logging
+import os
 import pickle
 import sys
 import traceback
@@ -218,6 +219,9 @@ class RunSnapshot(NamedTuple):
     context_tags: frozenset[str]
     flow_log_prints: bool
     log_level: int
+    #: The submitter's process: a worker in it (Dask with ``processes=False``)
+    #: shares its logging, which is then left as it is.
+    pid: int = 0
 
 
 def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None) -> RunSnapshot:
@@ -235,6 +239,7 @@ def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None) -
         context.get(current_tags, frozenset()),
         context.get(flow_log_prints, False),
         logging.getLogger(RUN_LOGGER).getEffectiveLevel(),
+        os.getpid(),
     )
 
 
@@ -270,9 +275,10 @@ def _enter_run(run: RemoteRunContext, snap: RunSnapshot) -> None:
     flow_log_prints.set(snap.flow_log_prints)
     if snap.log_prints:
         _printing.install()
-    logger = logging.getLogger(RUN_LOGGER)
-    if logger.level != snap.log_level:
-        logger.setLevel(snap.log_level)
+    if snap.pid != os.getpid():
+        logger = logging.getLogger(RUN_LOGGER)
+        if logger.level != snap.log_level:
+            logger.setLevel(snap.log_level)
 
 
 # ---------------------------------------------------------------------- errors
