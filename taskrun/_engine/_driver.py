@@ -112,10 +112,13 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                 state = retried
             break
     except BaseException as exc:
-        state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
-        _run_logging.log_final(run, state)
-        if future is not None:
-            future._finish(state)
+        if future is None or not future._final:  # else it ended already (closed after a crash)
+            state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
+            try:
+                _run_logging.log_final(run, state)
+            finally:
+                if future is not None:
+                    future._finish(state)
         raise
     if state.type is StateType.COMPLETED:
         if task.on_completion:
@@ -126,9 +129,11 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
         task.on_cancellation if state.type is StateType.CANCELLED else None)
     if extra:
         await _call_hooks(extra, run, state, ex)
-    _run_logging.log_final(run, state)
-    if future is not None:
-        future._finish(state)
+    try:
+        _run_logging.log_final(run, state)
+    finally:  # the run ends the way it did even if logging it fails
+        if future is not None:
+            future._finish(state)
     return state
 
 
