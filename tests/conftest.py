@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
+
+from taskrun._engine import _logging as _taskrun_logging
+
+_TASKRUN_LOGGERS = ("taskrun", "taskrun.task_runs", "taskrun.flow_runs")
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -29,6 +35,25 @@ def no_leaked_threads(request: pytest.FixtureRequest):
         time.sleep(0.01)
         leaked = {t for t in leaked if t.is_alive()}
     assert not leaked, f"threads outlived their runner: {sorted(t.name for t in leaked)}"
+
+
+@pytest.fixture(autouse=True)
+def taskrun_logging_as_it_was() -> Iterator[None]:
+    """Each test starts with taskrun's loggers as the one before found them.
+
+    taskrun installs its stderr handler once per process (and stops propagation
+    with it), the first time a run logs with no logging configured: whichever
+    test did that first would otherwise hide later tests' records from caplog.
+    """
+    saved = [(lg, lg.level, lg.propagate, list(lg.handlers))
+             for lg in map(logging.getLogger, _TASKRUN_LOGGERS)]
+    installed = _taskrun_logging._default_handler_installed
+    yield
+    for lg, level, propagate, handlers in saved:
+        lg.setLevel(level)
+        lg.propagate = propagate
+        lg.handlers[:] = handlers
+    _taskrun_logging._default_handler_installed = installed
 
 
 def pytest_configure(config: pytest.Config) -> None:

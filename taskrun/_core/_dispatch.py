@@ -66,6 +66,10 @@ from ._backend import Backend, Waiter, is_cancellation, relay
 from ._seam import RunEngine
 from ._workers import Job, WorkerPool, continuing_worker, join_threads
 
+#: The error of a submission to a runner that has closed (or is closing: its
+#: dispatcher has seen its last run end and accepts no more).
+CLOSED_MESSAGE = "Task runner is closed; use runner.duplicate() to get a fresh one with the same settings"
+
 
 class ThreadWaiter:
     """A waiter a thread parks on; ``set`` may be called from any thread."""
@@ -192,7 +196,12 @@ class _AsyncioTaskDriver:
                 if type(signal) is Job:
                     job = self._job = signal
                     job.waiter = waiter = dispatcher.backend.create_waiter()
-                    dispatcher.pool.put(job)
+                    try:
+                        dispatcher.pool.put(job)
+                    except BaseException as exc:  # no thread for it: the attempt's outcome
+                        self._job = None
+                        value, error = None, exc
+                        continue
                     future = self._future = waiter._future  # type: ignore[attr-defined]
                     future._asyncio_future_blocking = True
                     return future
@@ -202,13 +211,14 @@ class _AsyncioTaskDriver:
                 self._coro = None
                 dispatcher._driver_done()
                 raise ended
+            nxt, coro = dispatcher._begin_next(nxt)
             if nxt is None:
                 self._coro = None
                 dispatcher._driver_done()
                 raise StopIteration
             nxt._in_task = True
             self._run = nxt
-            self._coro = dispatcher._begin(nxt)
+            self._coro = coro
             value = error = None
 
 
@@ -289,6 +299,10 @@ class Dispatcher:
         self.pool = WorkerPool(backend, name)
         self._inbox: list[Any] = []
         self._inbox_lock = threading.Lock()
+        #: True once closing began: only runs of this dispatcher may submit more.
+        self._closing = False
+        #: False once the last run ended while closing; written under both locks.
+        self._accepting = True
         self._idle_waiter: Waiter | None = None
         self._drivers = 0
         self._drivers_waiter: Waiter | None = None
@@ -305,6 +319,8 @@ class Dispatcher:
 
     async def close(self, failed: bool) -> list[threading.Thread]:
         """Wait for every run (cancelling them first if ``failed``); returns threads to join."""
+        with self._inbox_lock:
+            self._closing = True
         with anyio.CancelScope(shield=True):
             if failed:
                 self.cancel_all()
@@ -330,10 +346,15 @@ class Dispatcher:
         return threads
 
     async def wait_idle(self) -> None:
+        """Wait until no run is in flight; from then on, submissions are refused
+        (a batch handed over later would never be drained)."""
         while True:
             with self._lock:
-                if not (self._outstanding or self._inbox):
-                    return
+                if not self._outstanding:
+                    with self._inbox_lock:
+                        if not self._inbox:
+                            self._accepting = False
+                            return
                 waiter = self._idle_waiter = self.backend.create_waiter()
             await waiter.wait()
 
@@ -365,12 +386,21 @@ class Dispatcher:
         else:
             self.backend.call_soon_threadsafe(fn, *args)
 
-    def submit_many(self, runs: list[Any]) -> None:
-        """Hand runs to the loop (any thread); one wake-up per batch."""
+    def submit_many(self, runs: list[Any], nested: bool = False) -> None:
+        """Hand runs to the loop (any thread); one wake-up per batch.
+
+        Once closing began, only a run of this dispatcher (``nested``) may still
+        submit, until the last run ends: anyone else gets the closed error at
+        once, so that the close is not kept waiting for ever.
+        """
         if self.backend.is_loop_thread():
+            if not self._accepting or (self._closing and not nested):
+                raise RuntimeError(CLOSED_MESSAGE)
             self._accept(runs)
             return
         with self._inbox_lock:
+            if not self._accepting or (self._closing and not nested):
+                raise RuntimeError(CLOSED_MESSAGE)
             first = not self._inbox
             self._inbox.extend(runs)
         if first:
@@ -386,7 +416,16 @@ class Dispatcher:
         for run in runs:
             add(run)
         admit = self._admit
-        self.offer_many([run for run in runs if admit(run)])
+        ready: list[Any] = []
+        take = ready.append
+        for run in runs:
+            try:
+                if admit(run):
+                    take(run)
+            except BaseException as exc:  # the engine's admit lets nothing out; be safe
+                self.engine.crashed(run, exc)
+                self.finished(run)
+        self.offer_many(ready)
 
     def use_priorities(self) -> None:
         """From now on, ready runs are taken by ``_priority`` (higher first), FIFO among equals."""
@@ -453,7 +492,19 @@ class Dispatcher:
 
     def _start(self, run: Any) -> None:
         run._holds_slot = True
-        self._step(run, self._begin(run), _START)
+        self._step(run, None, _START)
+
+    def _begin_next(self, run: Any) -> tuple[Any, Any]:
+        """``(run, its coroutine)`` for a run the slot passed to, or ``(None, None)``.
+
+        A run that cannot begin ends ``Crashed``, and the slot passes on again.
+        """
+        while run is not None:
+            try:
+                return run, self._begin(run)
+            except BaseException as exc:
+                run = self._end(run, exc)
+        return None, None
 
     def _begin(self, run: Any) -> Coroutine[Any, Any, Any]:
         """The coroutine of a run about to start (a no-op one if it was cancelled)."""
@@ -467,51 +518,74 @@ class Dispatcher:
         coro: Coroutine[Any, Any, Any] = context.run(self._start_run, run)
         return coro
 
-    def _step(self, run: Any, coro: Coroutine[Any, Any, Any], value: Any) -> None:
-        """The direct driver: step ``coro`` until it parks, moves to a task, or ends.
+    def _step(self, run: Any, coro: Coroutine[Any, Any, Any] | None, value: Any) -> None:
+        """The direct driver: step ``coro`` (beginning the run first when None) until
+        it parks, moves to a task, or ends.
 
         When it ends, the slot goes to the next ready run, stepped here too.
+        Nothing raised on the way strands a run: an error beginning it or handing
+        it on ends it ``Crashed``; a job no thread can take fails its attempt.
         """
         while True:
+            error: BaseException | None = None
             try:
+                if coro is None:
+                    coro = self._begin(run)
                 signal = run._context.run(coro.send, None if value is _START else value)
             except StopIteration:
-                run = self._end(run, None)
-                if run is None:
-                    return
-                coro, value = self._begin(run), _START
-                continue
+                pass
             except BaseException as exc:  # the engine never lets one out; be safe if it does
-                run = self._end(run, exc)
-                if run is None:
+                error = exc
+            else:
+                if type(signal) is Job:
+                    signal.run = run
+                    signal.coro = coro
+                    signal.resume = self._step  # last: a cancel may claim the job from now on
+                    try:
+                        self.pool.put(signal)
+                        return
+                    except BaseException as exc:  # no thread for it: the attempt's outcome
+                        if signal.claim() is None:  # a cancel stepped the run on meanwhile
+                            return
+                        signal.run = signal.coro = None
+                        value = (False, exc)
+                        continue
+                try:
+                    if self.backend.is_loop_thread():
+                        self._spawn_driver(run, coro, signal)
+                    else:  # a worker thread stepping a run on: tasks live on the loop
+                        self.backend.call_soon_threadsafe(self._spawn_driver, run, coro, signal)
                     return
-                coro, value = self._begin(run), _START
-                continue
-            if type(signal) is Job:
-                signal.run = run
-                signal.coro = coro
-                signal.resume = self._step  # last: a cancel may claim the job from now on
-                self.pool.put(signal)
-            elif self.backend.is_loop_thread():
-                self._spawn_driver(run, coro, signal)
-            else:  # a worker thread stepping a run on: tasks live on the loop
-                self.backend.call_soon_threadsafe(self._spawn_driver, run, coro, signal)
-            return
+                except BaseException as exc:
+                    error = exc
+            run = self._end(run, error)
+            if run is None:
+                return
+            coro, value = None, _START
 
     def _spawn_driver(self, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
+        driver: Any = None
         if signal is not PROMOTE and signal is not _START:  # see "The first signal" above
             coro.close()
-            error = RuntimeError(f"internal error: a run handed to a task driver yielded {signal!r}")
-            run = self._end(run, error)
-            if run is not None:
-                self._step(run, self._begin(run), _START)
-            return
-        self._drivers += 1
-        if self.backend.direct_await:
-            driver: Any = _AsyncioTaskDriver(self, run, coro)
+            error: BaseException = RuntimeError(
+                f"internal error: a run handed to a task driver yielded {signal!r}")
         else:
-            driver = self._task_driver(run, coro)
-        self._spawner.spawn(driver)
+            self._drivers += 1
+            try:
+                if self.backend.direct_await:
+                    driver = _AsyncioTaskDriver(self, run, coro)
+                else:
+                    driver = self._task_driver(run, coro)
+                self._spawner.spawn(driver)
+                return
+            except BaseException as exc:  # the run ends; it is not left in no one's hands
+                self._driver_done()
+                error = exc
+        run = self._end(run, error)
+        if driver is not None:
+            driver.close()
+        if run is not None:
+            self._step(run, None, _START)
 
     def _driver_done(self) -> None:
         self._drivers -= 1
@@ -536,12 +610,16 @@ class Dispatcher:
                     elif type(signal) is Job:
                         job = signal
                         job.waiter = backend.create_waiter()
-                        self.pool.put(job)
                         try:
-                            value = await job.waiter.wait()
-                        except BaseException as exc:
-                            job.abandoned = True
+                            self.pool.put(job)
+                        except BaseException as exc:  # no thread for it: the attempt's outcome
                             error = exc
+                        else:
+                            try:
+                                value = await job.waiter.wait()
+                            except BaseException as exc:
+                                job.abandoned = True
+                                error = exc
                     else:
                         try:
                             value = await relay(signal)
@@ -560,8 +638,8 @@ class Dispatcher:
                 run = self._end(run, ended)
                 if ended is not None and is_cancellation(ended):
                     raise ended
-                if run is not None:
-                    coro, signal = self._begin(run), _START
+                run, coro = self._begin_next(run)
+                signal = _START
         finally:
             self._driver_done()
 
@@ -712,5 +790,5 @@ class Dispatcher:
         for run, started in flagged:
             if started is not None:
                 self._stop_cancelled(run, started)
-        if not on_loop:
+        if not on_loop and self._accepting:  # else no run is left, and the loop may be gone
             self.call_soon(self.cancel_all)

@@ -39,6 +39,14 @@ _claim_lock = threading.Lock()
 _local = threading.local()
 
 
+class WorkerStartFailed(BaseException):
+    """No worker thread could be started for a job (``can't start new thread``).
+
+    The job's attempt ends with it: a ``BaseException``, so the run ends
+    ``Crashed`` (it is the host's trouble, not the body's) and is not retried.
+    """
+
+
 class Job:
     """One sync call to make on a worker thread; awaited by the engine.
 
@@ -177,19 +185,23 @@ class WorkerPool:
                 start = False
             else:
                 start = True
-        self._jobs.put(job)
         if start:
-            self._start_worker()
+            self._start_worker()  # first: a job is queued only when a thread will take it
+        self._jobs.put(job)
 
     def _start_worker(self) -> None:
+        """Start one more thread; :class:`WorkerStartFailed` when the system refuses."""
         state = _WorkerState(self)
         thread = threading.Thread(
             target=self._work, args=(state,), name=f"{self._name}-worker-{len(self._workers)}", daemon=True
         )
         state.thread = thread
+        try:
+            thread.start()
+        except RuntimeError as exc:
+            raise WorkerStartFailed(f"could not start a worker thread: {exc}") from exc
         with self._lock:
             self._workers.append(state)
-        thread.start()
 
     def _work(self, state: _WorkerState) -> None:
         _local.state = state
@@ -259,7 +271,10 @@ class WorkerPool:
             batch = self._done
             self._done = []
         for job, outcome in batch:
-            job.deliver(outcome)
+            try:
+                job.deliver(outcome)
+            except BaseException:  # the drivers let nothing out; the rest of the batch still goes
+                logging.getLogger("taskrun").exception("internal error while delivering a job's outcome")
 
     def close(self) -> list[threading.Thread]:
         """Stop accepting jobs and tell every thread to exit; returns the threads to join.

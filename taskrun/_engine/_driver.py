@@ -126,12 +126,15 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     except BaseException as exc:
         if task._results is not None or FLOW_DEFAULTS:
             _caching.abandon(run)
-        state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
-        _run_logging.log_final(run, state)
-        if future is not None:
-            future._finish(state)
-        elif _events.ACTIVE:  # a direct call has no future to emit it
-            _events.emit_finished(run, state)
+        if future is None or not future._final:  # else it ended already (closed after a crash)
+            state = Cancelled("the runner was cancelled") if is_cancellation(exc) else Crashed(exc)
+            try:
+                _run_logging.log_final(run, state)
+            finally:
+                if future is not None:
+                    future._finish(state)
+                elif _events.ACTIVE:  # a direct call has no future to emit it
+                    _events.emit_finished(run, state)
         raise
     if task._results is not None or FLOW_DEFAULTS:
         await _caching.finish(run, state, ex)  # stores a Completed value, lets the key lock go
@@ -144,13 +147,15 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
         task.on_cancellation if state.type is StateType.CANCELLED else None)
     if extra:
         await _call_hooks(extra, run, state, ex)
-    # A completion logs only at DEBUG: checked here, without a call, on the common path.
-    if state.type is not StateType.COMPLETED or _run_logging.LOGGER.isEnabledFor(logging.DEBUG):
-        _run_logging.log_final(run, state)
-    if future is not None:
-        future._finish(state)
-    elif _events.ACTIVE:
-        _events.emit_finished(run, state)
+    try:
+        # A completion logs only at DEBUG: checked here, without a call, on the common path.
+        if state.type is not StateType.COMPLETED or _run_logging.LOGGER.isEnabledFor(logging.DEBUG):
+            _run_logging.log_final(run, state)
+    finally:  # the run ends the way it did even if logging it fails
+        if future is not None:
+            future._finish(state)
+        elif _events.ACTIVE:
+            _events.emit_finished(run, state)
     return state
 
 

@@ -16,6 +16,7 @@ import anyio
 from typing_extensions import Self
 
 from .._core._backend import current_backend, in_event_loop_thread
+from .._core._dispatch import CLOSED_MESSAGE
 from .._core._gc import collector_paused
 from .._engine._future import TaskFuture, _LoopNotifier
 from .._engine._record import TaskRunContext
@@ -83,10 +84,16 @@ def _holds_futures(item: Any) -> bool:
     return False
 
 
+#: Taken for the check-and-set of a runner's state on entry (rare, and a few
+#: instructions long: one lock for every runner, so a runner stays picklable).
+_entering = threading.Lock()
+
+
 class RunnerState(enum.Enum):
     """Where a runner is in its life."""
 
     NEW = "new"
+    OPENING = "opening"
     OPEN = "open"
     CLOSED = "closed"
 
@@ -139,13 +146,11 @@ class TaskRunner(abc.ABC, Generic[F]):
 
     def _check_open(self) -> None:
         if self._state is not RunnerState.OPEN:
-            if self._state is RunnerState.NEW:
+            if self._state is RunnerState.NEW or self._state is RunnerState.OPENING:
                 raise RuntimeError(
                     "Task runner is not started; enter it first: `with runner:` or `async with runner:`"
                 )
-            raise RuntimeError(
-                "Task runner is closed; use runner.duplicate() to get a fresh one with the same settings"
-            )
+            raise RuntimeError(CLOSED_MESSAGE)
 
     def _new_runs(self, task: Task[Any, Any], params_list: list[dict[str, Any]],
                   wait_for: Iterable[Any] | None,
@@ -362,16 +367,28 @@ class TaskRunner(abc.ABC, Generic[F]):
     # ------------------------------------------------------------------ context managers
 
     def _enter_state(self) -> None:
-        if self._state is RunnerState.OPEN:
-            raise RuntimeError(f"{type(self).__name__} is already entered; a runner can be entered once")
-        if self._state is RunnerState.CLOSED:
+        """Claim the runner for one entry: of two threads entering at once, one gets in."""
+        with _entering:
+            state = self._state
+            if state is RunnerState.NEW:
+                self._state = RunnerState.OPENING
+                return
+        if state is RunnerState.CLOSED:
             raise RuntimeError(
                 f"{type(self).__name__} was closed; use runner.duplicate() for a fresh one"
             )
+        raise RuntimeError(f"{type(self).__name__} is already entered; a runner can be entered once")
+
+    def _enter_failed(self) -> None:
+        self._state = RunnerState.NEW  # it never opened: it may be entered again
 
     def __enter__(self) -> Self:
         self._enter_state()
-        self._open_sync()
+        try:
+            self._open_sync()
+        except BaseException:
+            self._enter_failed()
+            raise
         self._state = RunnerState.OPEN
         self._token = current_runner.set(self)
         self._recording = RunnerRecording.open(*self._record_asked)
@@ -388,7 +405,11 @@ class TaskRunner(abc.ABC, Generic[F]):
 
     async def __aenter__(self) -> Self:
         self._enter_state()
-        await self._open_async()
+        try:
+            await self._open_async()
+        except BaseException:
+            self._enter_failed()
+            raise
         self._state = RunnerState.OPEN
         self._token = current_runner.set(self)
         self._recording = RunnerRecording.open(*self._record_asked)

@@ -255,7 +255,9 @@ class RunSnapshot(NamedTuple):
     flow_log_prints: bool
     log_level: int
     trace: dict[str, str] | None = None  # the run's trace context, when tracing
-    origin_pid: int = 0  # the submitting process: its own logger levels are left alone
+    #: The submitter's process: a worker in it (Dask with ``processes=False``)
+    #: shares its logging, which is then left as it is.
+    pid: int = 0
 
 
 def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None) -> RunSnapshot:
@@ -315,11 +317,10 @@ def _enter_run(run: RemoteRunContext, snap: RunSnapshot) -> None:
         attach_carrier(snap.trace)
     if snap.log_prints:
         _printing.install()
-    logger = logging.getLogger(RUN_LOGGER)
-    # A worker in the submitting process itself (a Dask cluster with processes=False)
-    # shares its loggers: their levels are the user's, not ours to change.
-    if logger.level != snap.log_level and snap.origin_pid != os.getpid():
-        logger.setLevel(snap.log_level)
+    if snap.pid != os.getpid():
+        logger = logging.getLogger(RUN_LOGGER)
+        if logger.level != snap.log_level:
+            logger.setLevel(snap.log_level)
 
 
 # ---------------------------------------------------------------------- errors

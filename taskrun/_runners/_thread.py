@@ -10,13 +10,14 @@ from typing_extensions import Self
 
 from .. import settings
 from .._core._backend import Backend, current_backend
-from .._core._dispatch import Dispatcher
+from .._core._dispatch import CLOSED_MESSAGE, Dispatcher
 from .._core._host import LoopHost
 from .._core._workers import join_threads
 from .._engine._dispatch_engine import DispatchEngine
 from .._engine._executors import Executor, RunnerExecutor
 from .._engine._future import ConcurrentFuture
 from .._engine._record import TaskRunContext
+from .._engine._vars import current_run
 from ..states import Pending
 from ._base import TaskRunner
 
@@ -91,18 +92,21 @@ class ThreadPoolTaskRunner(TaskRunner[ConcurrentFuture[Any]]):
                           lambda dispatcher: DispatchEngine(dispatcher, self._executor_for(dispatcher)))
 
     def _submit_runs(self, runs: list[TaskRunContext]) -> list[ConcurrentFuture[Any]]:
+        dispatcher = self._dispatcher  # once: the runner may be leaving on another thread
+        if dispatcher is None:
+            raise RuntimeError(CLOSED_MESSAGE)
         futures = []
         # States are immutable records, so the runs handed over together share
         # the one Pending state they all entered at this moment.
         pending = Pending()
-        dispatcher = self._dispatcher
-        assert dispatcher is not None
         for run in runs:
             future: ConcurrentFuture[Any] = ConcurrentFuture(run, pending)
             run.future = future
             run.dispatcher = dispatcher  # so that cancel() works before the loop takes the run
             futures.append(future)
-        dispatcher.submit_many(runs)
+        submitter = current_run.get()  # a run of this runner may submit while it closes
+        nested = submitter is not None and (submitter._slot_run or submitter).dispatcher is dispatcher
+        dispatcher.submit_many(runs, nested)
         return futures
 
     def _cancel_all(self) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from taskrun import ThreadPoolTaskRunner
 
 
@@ -13,7 +11,6 @@ def _loop_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name.endswith("-loop") and t.name.startswith("taskrun-"))
 
 
-@pytest.mark.xfail(reason="fixed after the layout", strict=True)
 def test_two_threads_entering_one_runner() -> None:
     before = _loop_threads()
     doubles = 0

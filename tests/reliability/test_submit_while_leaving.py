@@ -36,8 +36,6 @@ def _check(futures: list[TaskFuture[int]], errors: list[str]) -> None:
     assert all("closed" in e for e in errors), errors
 
 
-@pytest.mark.xfail(reason="fixed after the layout", strict=True)
-@pytest.mark.leaves_threads
 def test_with_runner() -> None:
     def scenario() -> None:
         for _ in range(ROUNDS):
@@ -58,8 +56,6 @@ def test_with_runner() -> None:
     within(20, scenario, "rounds of submitting while leaving")
 
 
-@pytest.mark.xfail(reason="fixed after the layout", strict=True)
-@pytest.mark.leaves_threads
 @pytest.mark.anyio
 async def test_async_with_runner() -> None:
     for _ in range(ROUNDS):

@@ -17,8 +17,6 @@ def body() -> int:
     return 1
 
 
-@pytest.mark.xfail(reason="fixed after the layout", strict=True)
-@pytest.mark.leaves_threads
 def test_cannot_start_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     real_start = threading.Thread.start
 
