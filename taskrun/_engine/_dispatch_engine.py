@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from sniffio import current_async_library_cvar as _library_var
@@ -31,14 +30,14 @@ class DispatchEngine:
                                 lambda d: DispatchEngine(d, RunnerExecutor(d)))
     """
 
-    __slots__ = ("admit", "dispatcher", "executor")
+    __slots__ = ("dispatcher", "executor")
 
     def __init__(self, dispatcher: Dispatcher, executor: Executor) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
-        #: True when a run may be offered a slot now (see ``_admission.admit``); a
-        #: partial, not a method: it is called once per run.
-        self.admit: Callable[[TaskRunContext], bool] = functools.partial(admit, dispatcher)
+
+    def admit(self, run: TaskRunContext) -> bool:
+        return admit(self.dispatcher, run)
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)
