@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from taskrun import ThreadPoolTaskRunner, task
@@ -26,7 +27,7 @@ def victim() -> int:
 
 @task
 async def async_victim() -> int:
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return 1
 
 
