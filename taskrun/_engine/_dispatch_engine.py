@@ -30,11 +30,12 @@ class DispatchEngine:
                                 lambda d: DispatchEngine(d, RunnerExecutor(d)))
     """
 
-    __slots__ = ("dispatcher", "executor")
+    __slots__ = ("_library", "dispatcher", "executor")
 
     def __init__(self, dispatcher: Dispatcher, executor: Executor) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
+        self._library: str = dispatcher.backend.name
 
     def admit(self, run: TaskRunContext) -> bool:
         return admit(self.dispatcher, run)
@@ -42,9 +43,11 @@ class DispatchEngine:
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)
         # The submitter's loop library (``anyio.run`` names it in sniffio's
-        # context variable) is not the run's: it runs on the runner's loop, or
-        # on a worker thread with none, so sniffio detects it afresh there.
-        if _library_var.get() is not None:
+        # context variable) is not the run's when it runs on another loop, or is
+        # a sync body on a worker thread with none: sniffio detects it afresh
+        # there. (Left as it is when it is right: one more context entry per run.)
+        library = _library_var.get()
+        if library is not None and (library != self._library or not run.task.isasync):
             _library_var.set(None)
         run._upstream = None  # admission's cache: not needed once the run starts
         return drive(run, self.executor)

@@ -83,11 +83,16 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
         while True:
             run.attempt += 1
             try:
-                if way is Way.PARK:
-                    body = _events.on_this_thread(run, task.fn, state) if _events.ACTIVE else task.fn
-                    value = await park(run, Job(contextvars.copy_context(), body, args, kwargs))
-                elif way is Way.CALL_SYNC:
-                    value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
+                if way is Way.PARK or way is Way.CALL_SYNC:
+                    if way is Way.PARK:
+                        body = _events.on_this_thread(run, task.fn, state) if _events.ACTIVE else task.fn
+                        value = await park(run, Job(contextvars.copy_context(), body, args, kwargs))
+                    else:
+                        value = await ex.call_sync(run, task.fn, args, kwargs, timeout)
+                    # A cancel granted while the body ran, seen by the body before it
+                    # reached the body's thread: Cancelled, as an async body would be.
+                    if run._cancel_requested:
+                        raise RunCancelledSignal
                 else:
                     if ex.promotes and not run._in_task:
                         await PROMOTE
