@@ -66,6 +66,15 @@ class Spawner(Protocol):
 # --------------------------------------------------------------------------- asyncio
 
 
+#: The running task of each loop, read directly on Python < 3.12, where
+#: ``asyncio.current_task`` is Python code around this lookup (two calls more per run).
+_TASKS_BY_LOOP: dict[Any, Any] | None = (
+    asyncio.tasks._current_tasks  # type: ignore[attr-defined]
+    if sys.version_info < (3, 12) and isinstance(getattr(asyncio.tasks, "_current_tasks", None), dict)
+    else None
+)
+
+
 class _AsyncioWaiter:
     __slots__ = ("_future",)
 
@@ -152,10 +161,14 @@ class AsyncioBackend:
     # wrapper coroutine stays alive per waiting run.
     direct_await = True
 
-    def arm_cancel(self, run: Any) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        run._cancel_hook = task
+    def arm_cancel(self, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
+        """Before a body awaited by the task hosting ``run``: a cancel from now on
+        cancels that task (``coro`` is closed, unstarted, if the run was cancelled)."""
+        if run._cancel_requested:
+            coro.close()
+            raise RunCancelledSignal
+        tasks = _TASKS_BY_LOOP
+        run._cancel_hook = tasks.get(self.loop) if tasks is not None else asyncio.current_task(self.loop)
 
     def disarm_cancel(self, run: Any, exc: BaseException | None) -> bool:
         """After the body: True when it ended because the run was cancelled."""

@@ -211,7 +211,11 @@ class _AsyncioTaskDriver:
                 self._coro = None
                 dispatcher._driver_done()
                 raise ended
-            nxt, coro = dispatcher._begin_next(nxt)
+            if nxt is not None:
+                try:  # _begin_next, its common case inlined
+                    coro = dispatcher._begin(nxt)
+                except BaseException as exc:
+                    nxt, coro = dispatcher._begin_next(dispatcher._end(nxt, exc))
             if nxt is None:
                 self._coro = None
                 dispatcher._driver_done()

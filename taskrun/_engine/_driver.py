@@ -69,9 +69,12 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
             return _end_unnamed(run, run._name_error)
     state: State[Any] = _running(future)
     if future is not None:
-        future._set_state(state)
+        future._state = state  # _set_state, inlined
     timeout = task.timeout_seconds
-    way = ex.way(task)
+    if timeout is None:
+        way = ex.async_way if task.isasync else ex.sync_way
+    else:
+        way = ex.timed_async_way if task.isasync else ex.timed_sync_way
     if _events.ACTIVE and way is not Way.PARK:  # a parked body says Running where it runs
         _events.emit_state(run, state)
     try:
@@ -97,23 +100,24 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                     if ex.promotes and not run._in_task:
                         await PROMOTE
                     coro = task.fn(*args, **kwargs)
-                    scope = _NO_SCOPE if timeout is None else anyio.move_on_after(timeout)
-                    with scope:
-                        if way is Way.AWAIT_DIRECT:
-                            ex.arm_cancel(run, coro)
-                            try:
-                                value = await coro
-                            except BaseException as exc:
-                                if ex.disarm_cancel(run, exc):
-                                    raise RunCancelledSignal from None
-                                raise
-                            if ex.disarm_cancel(run, None):
-                                await ex.absorb_cancel()
-                                raise RunCancelledSignal
-                        else:
+                    if way is Way.AWAIT_DIRECT:  # never with a timeout (see Executor)
+                        ex.arm_cancel(run, coro)
+                        try:
+                            value = await coro
+                        except BaseException as exc:
+                            if ex.disarm_cancel(run, exc):
+                                raise RunCancelledSignal from None
+                            raise
+                        if ex.disarm_cancel(run, None):
+                            await ex.absorb_cancel()
+                            raise RunCancelledSignal
+                    elif timeout is None:
+                        value = await ex.call_async(run, coro)
+                    else:
+                        with anyio.move_on_after(timeout) as scope:
                             value = await ex.call_async(run, coro)
-                    if scope.cancelled_caught:
-                        raise AttemptTimedOut
+                        if scope.cancelled_caught:
+                            raise AttemptTimedOut
                 if type(value) is _COROUTINE and not task.isasync:
                     _refuse_coroutine(task, value)
                 # A body that returns a State sets the run's final state (as in the seed engine).
@@ -153,8 +157,10 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     if extra:
         await _call_hooks(extra, run, state, ex)
     try:
-        # A completion logs only at DEBUG: checked here, without a call, on the common path.
-        if state.type is not StateType.COMPLETED or _run_logging.LOGGER.isEnabledFor(logging.DEBUG):
+        # A completion logs only at DEBUG: checked on the common path through the
+        # logger's own cache of isEnabledFor (no call; cleared when levels change).
+        if state.type is not StateType.COMPLETED or _run_logging.LOGGER._cache.get(
+                logging.DEBUG, True):
             _run_logging.log_final(run, state)
     finally:  # the run ends the way it did even if logging it fails
         if future is not None:
@@ -251,21 +257,6 @@ def _running(future: TaskFuture[Any] | None) -> State[Any]:
     if not 0 <= time.time() - ts <= 0.001 or (future is not None and future._state._ts > ts):
         state = _last_running = Running()
     return state
-
-
-class _NoScope:
-    """Stands in for a cancel scope when a run has no timeout."""
-
-    cancelled_caught = False
-
-    def __enter__(self) -> _NoScope:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-
-_NO_SCOPE = _NoScope()
 
 
 async def _call_hooks(hooks: list[Callable[..., Any]], run: TaskRunContext, state: State[Any],

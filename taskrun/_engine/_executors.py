@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._core._backend import AsyncioBackend, RunCancelledSignal
+from .._core._backend import AsyncioBackend
 from .._core._dispatch import PROMOTE
 from .._core._workers import Job, park
 
 if TYPE_CHECKING:
     from .._core._dispatch import Dispatcher
-    from ..tasks import Task
     from ._record import TaskRunContext
 
 
@@ -54,12 +53,17 @@ class Executor:
     ``call_sync`` raises :class:`AttemptTimedOut` when ``timeout`` passes and
     :class:`RunCancelledSignal` when the run was cancelled. ``promotes``: the
     engine awaits ``PROMOTE`` before anything that needs a real loop task.
+
+    The four ``*_way`` attributes say how a body runs: async or sync, without
+    or with a timeout (read per run, so they are attributes, not a method).
+    ``AWAIT_DIRECT`` and ``PARK`` are for bodies without a timeout only.
     """
 
     promotes = False
-
-    def way(self, task: Task[Any, Any]) -> Way:
-        return Way.CALL_ASYNC if task.isasync else Way.CALL_SYNC
+    async_way = Way.CALL_ASYNC
+    sync_way = Way.CALL_SYNC
+    timed_async_way = Way.CALL_ASYNC
+    timed_sync_way = Way.CALL_SYNC
 
     async def call_async(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> Any:
         raise NotImplementedError
@@ -100,26 +104,13 @@ class RunnerExecutor(Executor):
         self._dispatcher = dispatcher
         backend = self._backend = dispatcher.backend
         self.call_async = backend.run_cancellable  # type: ignore[method-assign,assignment]
-        # asyncio: the task driver awaits bodies in the engine's frame (see the dispatcher).
-        self._async_way = Way.AWAIT_DIRECT if isinstance(backend, AsyncioBackend) else Way.CALL_ASYNC
+        self.sync_way = Way.PARK
         if isinstance(backend, AsyncioBackend):
-            self._direct: AsyncioBackend | None = backend
+            # The task driver awaits untimed bodies in the engine's frame (see the dispatcher).
+            self.async_way = Way.AWAIT_DIRECT
+            self.arm_cancel = backend.arm_cancel  # type: ignore[method-assign]
             self.disarm_cancel = backend.disarm_cancel  # type: ignore[method-assign]
             self.absorb_cancel = backend.absorb_cancel  # type: ignore[method-assign]
-        else:
-            self._direct = None
-
-    def way(self, task: Task[Any, Any]) -> Way:
-        if task.isasync:
-            return self._async_way
-        return Way.PARK if task.timeout_seconds is None else Way.CALL_SYNC
-
-    def arm_cancel(self, run: TaskRunContext, coro: Coroutine[Any, Any, Any]) -> None:
-        if run._cancel_requested:
-            coro.close()
-            raise RunCancelledSignal
-        assert self._direct is not None
-        self._direct.arm_cancel(run)
 
     async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
                         kwargs: dict[str, Any], timeout: float | None) -> Any:

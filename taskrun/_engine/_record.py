@@ -65,8 +65,19 @@ class TaskRunContext(DispatchedRun):
         context: contextvars.Context,
         wait_for: Any = None,
     ) -> None:
-        DispatchedRun.__init__(self, context)
+        # The core's slots, as DispatchedRun.__init__ sets them (inlined: one
+        # call less per run; tests/core/test_seam.py checks the two agree).
+        self._context: contextvars.Context | None = context
+        self._prev: Any = None
+        self._next: Any = None
+        self._holds_slot = False
+        self._in_task = False
+        self._started = False
+        self._cancel_requested = False
+        self._cancel_hook: Any = None
+        self._cancel_delivered = False
         self._priority = task.priority
+        self.dispatcher = None
         self.task = task
         self.parameters = parameters
         self.wait_for = wait_for

@@ -13,6 +13,7 @@ import anyio
 
 from .._core._backend import current_backend
 from .._observe._switches import check_progress, progress_for_futures
+from ..states import StateType
 from ._future import (
     TaskFuture,
     _await_until,
@@ -57,6 +58,9 @@ def _check_items(futures: list[Any], what: str) -> None:
             raise _not_a_future(what, index, item)
 
 
+_COMPLETED = StateType.COMPLETED
+
+
 class _Countdown:
     """A done callback counting unfinished futures down; fires its waiter at zero
     (or at the first failure, when asked to).
@@ -76,7 +80,7 @@ class _Countdown:
 
     def __call__(self, future: TaskFuture[Any]) -> None:
         fire = next(self._calls) == self._total
-        if self._stop_on_failure and self.failed is None and not future.state.is_completed():
+        if self._stop_on_failure and self.failed is None and future._state.type is not _COMPLETED:
             self.failed = future
             fire = True
         if fire:
@@ -99,7 +103,7 @@ def _unfinished(futures: list[TaskFuture[Any]], what: str = "FutureList") -> lis
 
 def _first_failure(futures: Iterable[TaskFuture[Any]]) -> TaskFuture[Any] | None:
     for f in futures:
-        if f._final and not f._state.is_completed():
+        if f._final and f._state.type is not _COMPLETED:
             return f
     return None
 
@@ -151,7 +155,7 @@ def _results(futures: list[TaskFuture[Any]], timeout: float | None, raise_on_fai
         if not f._final:
             unfinished = sum(1 for g in futures if not g._final)
             raise TimeoutError(f"{unfinished} of {len(futures)} runs were not finished after {timeout} s")
-    return [f._state.result(raise_on_failure) for f in futures]
+    return [s.data if (s := f._state).type is _COMPLETED else s.result(raise_on_failure) for f in futures]
 
 
 class FutureList(list[F]):

@@ -24,7 +24,6 @@ from ..._core._dispatch import Dispatcher
 from ..._engine._executors import Executor, RunnerExecutor, Way
 from ..._engine._record import TaskRunContext
 from ..._observe import _events
-from ...tasks import Task
 from .._remote import RemoteError, RemoteTraceback, snapshot_of
 from .._thread import ThreadPoolTaskRunner
 from ._pool import ABANDON_GRACE_SECONDS, Call, PoolOptions, ProcessPool, WorkerProcessDied
@@ -49,8 +48,8 @@ class ProcessExecutor(RunnerExecutor):
         super().__init__(dispatcher)
         self.pool = ProcessPool(max_workers, name, options)
 
-    def way(self, task: Task[Any, Any]) -> Way:
-        return Way.CALL_SYNC  # every body, sync or async, goes through call_sync below
+    # Every body, sync or async, goes through call_sync below.
+    async_way = sync_way = timed_async_way = timed_sync_way = Way.CALL_SYNC
 
     async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
                         kwargs: dict[str, Any], timeout: float | None) -> Any:
