@@ -188,7 +188,20 @@ def Running(name: str | None = None, message: str | None = None) -> State[Any]:
 
 def Completed(data: Any = None, name: str | None = None, message: str | None = None) -> State[Any]:
     """A finished run, carrying its value as ``data``."""
-    return State(StateType.COMPLETED, name, message, data)
+    # State(StateType.COMPLETED, name, message, data) without the __init__ call:
+    # one is made for every run that completes.
+    state: State[Any] = _new_state(State)
+    state.type = _COMPLETED
+    state.name = name or "Completed"
+    state.message = message
+    state.data = data
+    state._ts = _now()
+    return state
+
+
+_new_state = object.__new__
+_COMPLETED = StateType.COMPLETED
+_now = time.time
 
 
 def describe(exception: BaseException) -> str:

@@ -19,6 +19,11 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Protocol
 
+import anyio
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
+
 
 class Waiter(Protocol):
     """A one-shot slot a single coroutine awaits; ``set`` is called on the loop thread."""
@@ -51,6 +56,10 @@ class Backend(Protocol):
         ...
 
     async def checkpoint(self) -> None: ...
+
+    def host_scope(self) -> Any:
+        """A fresh cancel scope for a task driver to host runs in (``run._host``)."""
+        ...
 
 
 class Spawner(Protocol):
@@ -203,6 +212,10 @@ class AsyncioBackend:
     async def checkpoint(self) -> None:
         await asyncio.sleep(0)
 
+    def host_scope(self) -> Any:
+        # Not used by asyncio's own task driver, which cancels the task instead.
+        return anyio.CancelScope()
+
 
 # --------------------------------------------------------------------------- trio
 
@@ -273,9 +286,52 @@ class TrioBackend:
     async def checkpoint(self) -> None:
         await self._trio.lowlevel.checkpoint()
 
+    def host_scope(self) -> Any:
+        return self._trio.CancelScope()
+
+    # An async body awaited in the engine's frame, in a task driver's host scope
+    # (``run._host``): a cancel cancels that scope; after the body the engine
+    # awaits RESCOPE, and the driver goes on under a fresh one.
+
+    def arm_cancel(self, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
+        """Before the body: a cancel from now on cancels the host scope."""
+        if run._cancel_requested:
+            coro.close()
+            raise RunCancelledSignal
+        run._cancel_hook = run._host
+
+    def disarm_cancel(self, run: Any, exc: BaseException | None) -> bool:
+        """After the body: True when it ended because the run was cancelled."""
+        run._cancel_hook = None
+        if not run._cancel_delivered:
+            return False
+        run._cancel_delivered = False
+        if exc is None:  # granted, the cancel ends the run even if the body swallowed it
+            return True
+        if isinstance(exc, BaseExceptionGroup):
+            return exc.split(self._trio.Cancelled)[1] is None
+        return isinstance(exc, self._trio.Cancelled)
+
+    async def absorb_cancel(self) -> None:
+        """After a cancelled body: leave the cancelled host scope (see RESCOPE)."""
+        await RESCOPE
+
 
 async def _await(coro: Coroutine[Any, Any, Any]) -> Any:
     return await coro
+
+
+class _Rescope:
+    """Awaited by the engine after a body whose run's cancel cancelled its task
+    driver's host scope: the driver steps the run on under a fresh scope."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        yield self
+
+
+RESCOPE = _Rescope()
 
 
 @types.coroutine

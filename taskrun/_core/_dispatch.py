@@ -62,7 +62,7 @@ from typing import Any
 import anyio
 
 from .._limits._priority import ReadyQueue
-from ._backend import Backend, Waiter, is_cancellation, relay
+from ._backend import RESCOPE, Backend, Waiter, is_cancellation, relay
 from ._seam import RunEngine
 from ._workers import Job, WorkerPool, continuing_worker, join_threads
 
@@ -262,6 +262,31 @@ class _RunList:
                 self._prev = run
                 self._len += 1
 
+    def extend(self, runs: list[Any]) -> None:
+        """:meth:`append` for new runs: chained outside the lock (no other thread
+        sees them before they are in), spliced in under it with no loop."""
+        first: Any = None
+        last: Any = None
+        added = 0
+        for run in runs:
+            if run._prev is None and run is not first:
+                if last is None:
+                    first = run
+                else:
+                    last._next = run
+                    run._prev = last
+                last = run
+                added += 1
+        if first is None:
+            return
+        with self._lock:
+            tail = self._prev
+            tail._next = first
+            first._prev = tail
+            last._next = self
+            self._prev = last
+            self._len += added
+
     def remove(self, run: Any) -> None:
         with self._lock:
             prev = run._prev
@@ -416,9 +441,7 @@ class Dispatcher:
         self._accept(runs)
 
     def _accept(self, runs: list[Any]) -> None:
-        add = self._outstanding.append
-        for run in runs:
-            add(run)
+        self._outstanding.extend(runs)
         admit = self._admit
         ready: list[Any] = []
         take = ready.append
@@ -598,54 +621,77 @@ class Dispatcher:
             waiter.set(None)
 
     async def _task_driver(self, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
-        """The task driver (any backend): step runs inside this task, one after another."""
-        backend = self.backend
+        """The task driver (any backend but asyncio's): step runs inside this task,
+        one after another, under one host cancel scope (see :func:`_host_runs`)."""
         signal: Any = _START
         try:
             while run is not None:
-                run._in_task = True
-                context_run = run._context.run
-                ended: BaseException | None = None
-                while True:
-                    value: Any = None
-                    error: BaseException | None = None
-                    if signal is _START or signal is PROMOTE:
-                        pass
-                    elif type(signal) is Job:
-                        job = signal
-                        job.waiter = backend.create_waiter()
-                        try:
-                            self.pool.put(job)
-                        except BaseException as exc:  # no thread for it: the attempt's outcome
-                            error = exc
-                        else:
-                            try:
-                                value = await job.waiter.wait()
-                            except BaseException as exc:
-                                job.abandoned = True
-                                error = exc
-                    else:
-                        try:
-                            value = await relay(signal)
-                        except BaseException as exc:
-                            error = exc
-                    try:
-                        if error is None:
-                            signal = context_run(coro.send, value)
-                        else:
-                            signal = context_run(coro.throw, error)
-                    except StopIteration:
-                        break
-                    except BaseException as exc:
-                        ended = exc
-                        break
-                run = self._end(run, ended)
-                if ended is not None and is_cancellation(ended):
-                    raise ended
-                run, coro = self._begin_next(run)
-                signal = _START
+                with self.backend.host_scope() as host:
+                    run, coro, signal = await self._host_runs(host, run, coro, signal)
         finally:
             self._driver_done()
+
+    async def _host_runs(self, host: Any, run: Any, coro: Coroutine[Any, Any, Any],
+                         signal: Any) -> tuple[Any, Any, Any]:
+        """Step runs under ``host`` until none is left (``None, None, None``), or a
+        run awaits :data:`RESCOPE` (that run, its coroutine, and PROMOTE: step it
+        on with ``None``, under a fresh scope).
+
+        ``host`` is the cancel scope a run's cancel cancels while its async body
+        is awaited right in the engine's frame (``run._host``): one scope serves
+        every run of the task until one of them is cancelled, instead of a scope
+        entered and left per run.
+        """
+        backend = self.backend
+        while run is not None:
+            run._in_task = True
+            run._host = host
+            context_run = run._context.run
+            ended: BaseException | None = None
+            while True:
+                value: Any = None
+                error: BaseException | None = None
+                if signal is _START or signal is PROMOTE:
+                    pass
+                elif signal is RESCOPE:
+                    return run, coro, PROMOTE
+                elif type(signal) is Job:
+                    job = signal
+                    job.waiter = backend.create_waiter()
+                    try:
+                        self.pool.put(job)
+                    except BaseException as exc:  # no thread for it: the attempt's outcome
+                        error = exc
+                    else:
+                        try:
+                            value = await job.waiter.wait()
+                        except BaseException as exc:
+                            job.abandoned = True
+                            error = exc
+                else:
+                    try:
+                        value = await relay(signal)
+                    except BaseException as exc:
+                        error = exc
+                try:
+                    if error is None:
+                        signal = context_run(coro.send, value)
+                    else:
+                        signal = context_run(coro.throw, error)
+                except StopIteration:
+                    break
+                except BaseException as exc:
+                    ended = exc
+                    break
+            run._host = None
+            run = self._end(run, ended)
+            if ended is not None and is_cancellation(ended):
+                raise ended
+            run, coro = self._begin_next(run)
+            signal = _START
+            if run is not None and host.cancel_called:  # (a cancel that was never taken back)
+                return run, coro, signal
+        return None, None, None
 
     def _end(self, run: Any, error: BaseException | None) -> Any:
         """Book a run's end; returns the next ready run when the slot passes to it."""

@@ -60,6 +60,7 @@ class DispatchedRun:
         "_cancel_requested",
         "_context",
         "_holds_slot",
+        "_host",
         "_in_task",
         "_next",
         "_prev",
@@ -73,6 +74,7 @@ class DispatchedRun:
         self._prev: Any = None
         self._next: Any = None
         self._holds_slot = False
+        self._host: Any = None
         self._in_task = False
         self._started = False
         self._cancel_requested = False

@@ -23,6 +23,7 @@ from ._run_logging import log_final
 
 if TYPE_CHECKING:
     from .._core._dispatch import Dispatcher
+    from ._dispatch_engine import DispatchEngine
     from ._record import TaskRunContext
 
 
@@ -57,17 +58,19 @@ def _wait_for_inputs(dispatcher: Dispatcher, run: TaskRunContext, pending: list[
 
 def readmit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
     """Admit a run again once its last input is final."""
-    if admit(dispatcher, run):
+    if dispatcher.engine.admit(run):
         dispatcher.offer(run)
 
 
-def admit(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
-    """(loop thread, or a worker thread stepping runs on) True when the run is ready
-    to be offered a slot; else it waits for its inputs, or has ended (NotReady).
+def admit(engine: DispatchEngine, run: TaskRunContext) -> bool:
+    """(``DispatchEngine.admit``; the loop thread, or a worker thread stepping runs
+    on) True when the run is ready to be offered a slot; else it waits for its
+    inputs, or has ended (NotReady).
 
     An error on the way (parameters too deep to search, a dataclass whose field
     cannot be read) ends the run ``Failed`` with that error: it never strands it.
     """
+    dispatcher = engine.dispatcher
     try:
         if run._cancel_requested:
             dispatcher.finished(run)

@@ -37,8 +37,8 @@ class DispatchEngine:
         self.executor = executor
         self._library: str = dispatcher.backend.name
 
-    def admit(self, run: TaskRunContext) -> bool:
-        return admit(self.dispatcher, run)
+    #: The admission (``_admission.admit``), as the method itself: one call per run.
+    admit = admit
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)

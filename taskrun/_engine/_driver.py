@@ -82,7 +82,10 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
             await _caching.begin(run, ex)  # raises Decided on a cache hit
         if task.on_running:
             await _call_hooks(task.on_running, run, state, ex)
-        args, kwargs = task._call_args(run.parameters)
+        if task._simple or task._signature is None:  # task._call_args, its common case inlined
+            args, kwargs = (), run.parameters
+        else:
+            args, kwargs = task._call_args(run.parameters)
         while True:
             run.attempt += 1
             try:
@@ -105,8 +108,12 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                         try:
                             value = await coro
                         except BaseException as exc:
+                            delivered = run._cancel_delivered
                             if ex.disarm_cancel(run, exc):
+                                await ex.absorb_cancel()
                                 raise RunCancelledSignal from None
+                            if delivered:  # the body raised something else meanwhile
+                                await ex.absorb_cancel()
                             raise
                         if ex.disarm_cancel(run, None):
                             await ex.absorb_cancel()
@@ -159,8 +166,7 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
     try:
         # A completion logs only at DEBUG: checked on the common path through the
         # logger's own cache of isEnabledFor (no call; cleared when levels change).
-        if state.type is not StateType.COMPLETED or _run_logging.LOGGER._cache.get(
-                logging.DEBUG, True):
+        if state.type is not StateType.COMPLETED or _run_logging.LEVEL_CACHE.get(logging.DEBUG, True):
             _run_logging.log_final(run, state)
     finally:  # the run ends the way it did even if logging it fails
         if future is not None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._core._backend import AsyncioBackend
+from .._core._backend import AsyncioBackend, TrioBackend
 from .._core._dispatch import PROMOTE
 from .._core._workers import Job, park
 
@@ -105,8 +105,8 @@ class RunnerExecutor(Executor):
         backend = self._backend = dispatcher.backend
         self.call_async = backend.run_cancellable  # type: ignore[method-assign,assignment]
         self.sync_way = Way.PARK
-        if isinstance(backend, AsyncioBackend):
-            # The task driver awaits untimed bodies in the engine's frame (see the dispatcher).
+        if isinstance(backend, (AsyncioBackend, TrioBackend)):
+            # The task drivers await untimed bodies in the engine's frame (see the dispatcher).
             self.async_way = Way.AWAIT_DIRECT
             self.arm_cancel = backend.arm_cancel  # type: ignore[method-assign]
             self.disarm_cancel = backend.disarm_cancel  # type: ignore[method-assign]

@@ -71,6 +71,7 @@ class TaskRunContext(DispatchedRun):
         self._prev: Any = None
         self._next: Any = None
         self._holds_slot = False
+        self._host: Any = None
         self._in_task = False
         self._started = False
         self._cancel_requested = False

@@ -30,6 +30,9 @@ from ..states import State, StateType, describe
 from ._logging import _ensure_default_handler, current_flow_run_name
 
 _logger = LOGGER = logging.getLogger("taskrun.task_runs")
+#: The logger's own ``isEnabledFor`` answers by level (the logging module clears
+#: it in place whenever a level changes): read directly on the per-run path.
+LEVEL_CACHE: dict[int, bool] = LOGGER._cache  # type: ignore[attr-defined]
 
 
 def _extra(run: Any) -> dict[str, Any]:
