@@ -47,9 +47,9 @@ class ProcessExecutor(RunnerExecutor):
                  options: PoolOptions | None = None) -> None:
         super().__init__(dispatcher)
         self.pool = ProcessPool(max_workers, name, options)
-
-    # Every body, sync or async, goes through call_sync below.
-    async_way = sync_way = timed_async_way = timed_sync_way = Way.CALL_SYNC
+        # Every body, sync or async, goes through call_sync below (after the
+        # thread pool's ways, which its __init__ set).
+        self.async_way = self.sync_way = self.timed_async_way = self.timed_sync_way = Way.CALL_SYNC
 
     async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
                         kwargs: dict[str, Any], timeout: float | None) -> Any:
