@@ -22,6 +22,7 @@ import inspect
 import string
 import sys
 from collections.abc import Callable, Coroutine, Iterable
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from typing_extensions import ParamSpec
@@ -722,7 +723,7 @@ def _inline(run: TaskRunContext, drive_inline: Callable[[TaskRunContext], Any]) 
 def _refuse_coroutines(task_name: str, parameters: dict[str, Any]) -> None:
     """A coroutine as a parameter is almost always an async task called without ``await``."""
     for name, value in parameters.items():
-        if inspect.iscoroutine(value):
+        if type(value) is CoroutineType:  # inspect.iscoroutine, without the call
             origin = getattr(value, "__qualname__", "a coroutine function")
             value.close()  # it will never run; closing it avoids a second, vaguer warning
             raise TypeError(

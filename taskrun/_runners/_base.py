@@ -54,7 +54,9 @@ def _check_wait_for(wait_for: Any) -> list[Any] | None:
     """
     if wait_for is None:
         return None
-    if isinstance(wait_for, (str, bytes, TaskFuture)) or not hasattr(wait_for, "__iter__"):
+    kind = type(wait_for)  # a list or a tuple needs no (slow, abstract-class) isinstance
+    if kind is not list and kind is not tuple and (
+            isinstance(wait_for, (str, bytes, TaskFuture)) or not hasattr(wait_for, "__iter__")):
         raise TypeError(
             f"wait_for takes an iterable of futures (e.g. wait_for=[future]), "
             f"got {type(wait_for).__name__} {wait_for!r}"
