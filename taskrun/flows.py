@@ -25,7 +25,6 @@ import contextvars
 import inspect
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, Literal, TypeVar, overload
 
@@ -40,6 +39,7 @@ from ._engine._flow_context import FlowRunContext
 from ._engine._vars import current_flow_run, flow_log_prints
 from ._engine._waiting import resolve_futures_to_results, resolve_results_async
 from ._hooks import check_hooks
+from ._ids import new_uuid
 from ._observe._switches import FlowObserver, RecordOption, check_progress, check_record
 from ._results._service import flow_result_defaults
 from ._runners._base import TaskRunner
@@ -217,7 +217,7 @@ class Flow(Generic[P, R]):
     def _run_name(self, parameters: dict[str, Any]) -> str:
         template = self.flow_run_name
         if template is None:
-            return f"{self.name}-{uuid.uuid4().hex[:8]}"
+            return f"{self.name}-{new_uuid().hex[:8]}"
         if callable(template):
             name = template()
             if not isinstance(name, str):

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "taskrun"
 #: Layer of each module, by the first matching prefix (lowest first). A module
 #: may import its own layer (without a cycle) and any lower one.
 LAYERS: list[tuple[str, ...]] = [
-    ("taskrun.exceptions", "taskrun.annotations", "taskrun.settings", "taskrun._plain",
+    ("taskrun.exceptions", "taskrun.annotations", "taskrun.settings", "taskrun._plain", "taskrun._ids",
      "taskrun.states", "taskrun._hooks", "taskrun._jitter", "taskrun._validation"),
     # Results: keys, records, stores, locks, transactions. Knows nothing of the engine,
     # which calls it (``_engine/_caching.py``).

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from typing import TYPE_CHECKING, Any
 
+from .._ids import new_uuid
 from ..states import State
 from ._future import TaskFuture
 from ._logging import _ensure_default_handler
@@ -48,7 +48,7 @@ class FlowRunContext:
                  log_prints: bool) -> None:
         self.flow = flow
         self.flow_name: str = flow.name
-        self.flow_run_id = uuid.uuid4()
+        self.flow_run_id = new_uuid()
         self.flow_run_name = flow_run_name
         self.parameters = parameters
         self.task_runner: Any = None

@@ -8,6 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from .._core._seam import DispatchedRun
+from .._ids import new_uuid
 from ._resolve import collect_futures
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ class TaskRunContext(DispatchedRun):
             with _id_lock:
                 run_id = self._id
                 if run_id is None:
-                    run_id = self._id = uuid.uuid4()
+                    run_id = self._id = new_uuid()
         return run_id
 
     @property

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, NamedTuple, Protocol
 
+from .._ids import new_uuid
 from ..states import State
 
 logger = logging.getLogger("taskrun.events")
@@ -90,7 +91,7 @@ class FlowRunInfo:
     def __init__(self, name: str, flow_run_name: str | None = None,
                  parameters: dict[str, Any] | None = None, flow_run_id: uuid.UUID | None = None) -> None:
         self.flow_name = name
-        self.flow_run_id = flow_run_id if flow_run_id is not None else uuid.uuid4()
+        self.flow_run_id = flow_run_id if flow_run_id is not None else new_uuid()
         self.flow_run_name = flow_run_name or f"{name}-{self.flow_run_id.hex[:8]}"
         self.parameters = parameters if parameters is not None else {}
 
