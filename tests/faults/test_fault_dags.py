@@ -125,14 +125,18 @@ def _dag(seed: int, size: int, behaviours: tuple[str, ...] = BEHAVIOURS, with_as
     return make_dag(seed, size, behaviours, with_async, with_hooks)
 
 
+def _run_with(seed: int, label: str, nodes: list[Node], runner: Any, timeout: float) -> None:
+    """Submit the DAG inside ``with runner:``, wait for it, and check every run."""
+    record = _Record()
+    with runner:
+        futures = _submit_all(runner, nodes, record)
+        wait(futures, timeout=timeout)
+    _check(seed, label, nodes, futures, record)
+
+
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed={s}")
 def test_thread_pool_with(seed: int) -> None:
-    nodes = _dag(seed, 40)
-    record = _Record()
-    with ThreadPoolTaskRunner(max_workers=4) as runner:
-        futures = _submit_all(runner, nodes, record)
-        wait(futures, timeout=30)
-    _check(seed, "ThreadPoolTaskRunner (with)", nodes, futures, record)
+    _run_with(seed, "ThreadPoolTaskRunner (with)", _dag(seed, 40), ThreadPoolTaskRunner(max_workers=4), 30)
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed={s}")
@@ -151,11 +155,7 @@ async def test_thread_pool_async_with(seed: int, anyio_backend: str) -> None:
 def test_process_pool(seed: int) -> None:
     # Sync bodies only, no hooks (they would have to be pickled with the task).
     nodes = _dag(seed, 14, with_async=False, with_hooks=False)
-    record = _Record()
-    with ProcessPoolTaskRunner(max_workers=2) as runner:
-        futures = _submit_all(runner, nodes, record)
-        wait(futures, timeout=30)
-    _check(seed, "ProcessPoolTaskRunner", nodes, futures, record)
+    _run_with(seed, "ProcessPoolTaskRunner", nodes, ProcessPoolTaskRunner(max_workers=2), 30)
 
 
 @pytest.mark.parametrize("seed", SMALL_SEEDS, ids=lambda s: f"seed={s}")
@@ -163,14 +163,12 @@ def test_dask(seed: int) -> None:
     pytest.importorskip("distributed")
     from taskrun.dask import DaskTaskRunner
 
-    # No cancellation: a cancelled queued body is a known Dask difference (NOTES-contract).
+    # No cancellation: a cancelled queued body is a documented Dask difference
+    # (README, Scaling out / Dask).
     behaviours = tuple(b for b in BEHAVIOURS if b != "cancel")
     nodes = _dag(seed, 12, behaviours, with_async=False, with_hooks=False)
-    record = _Record()
-    with DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 2}) as runner:
-        futures = _submit_all(runner, nodes, record)
-        wait(futures, timeout=60)
-    _check(seed, "DaskTaskRunner", nodes, futures, record)
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 2})
+    _run_with(seed, "DaskTaskRunner", nodes, runner, 60)
 
 
 def test_the_model_is_not_trivial() -> None:

@@ -182,7 +182,7 @@ def test_parallel_flow() -> None:
 # ---------------------------------------------------------------------------------------
 # Doc: "prefect_dask.utils" (get_dask_client) — https://docs.prefect.io/integrations/prefect-dask/api-ref/prefect_dask-utils
 # The page computes ``dask.datasets.timeseries(...).describe()``, which needs pandas;
-# the same pattern with a dask.bag (no extra dependency) — body changed, see NOTES.
+# the same pattern with a dask.bag (no extra dependency) — body changed.
 # ---------------------------------------------------------------------------------------
 
 

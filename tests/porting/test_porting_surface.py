@@ -110,7 +110,7 @@ def test_on_crashed_and_on_cancellation_hooks_of_a_task() -> None:
     started = threading.Event()
 
     @task
-    async def waits() -> None:  # async: really cancelled (see NOTES for the sync-body race)
+    async def waits() -> None:  # async: really cancelled (a sync body cannot be stopped)
         import anyio
 
         started.set()

@@ -100,11 +100,11 @@ _README_DASK_CONTEXT = (
 _BUG_DASK_CANCELLED_BODY_RUNS = (
     "bug: on Dask a run cancelled while queued (future already Cancelled, cancel() returned True) "
     "still runs its body when a worker thread frees up before the cancel reaches the worker; "
-    "see NOTES-contract.md"
+    "README, Scaling out / Dask, 'Known bug'"
 )
 
 #: (case name, runner kind) -> why that runner differs, citing the README.
-#: A reason starting with "bug:" is a defect, reported in NOTES-contract.md.
+#: A reason starting with "bug:" is a defect, listed in the README as a known bug.
 DIFFERS: dict[tuple[str, str], str] = {
     ("test_submitters_context_variables_are_visible_in_the_run", "process"): _README_PROCESS_CONTEXT,
     ("test_nested_submission_from_a_run", "process"): _README_PROCESS_NESTED,
