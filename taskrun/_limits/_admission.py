@@ -74,7 +74,7 @@ class Plan:
         """
         single = self.single
         if single is not None and occupy == 1:
-            return _local.OneSlot(single) if _local.try_acquire_one(single) else None
+            return single.one if _local.try_acquire_one(single) else None
         local_permit = None
         if self.local is not None:
             local_permit = _local.try_acquire(self.local, occupy)

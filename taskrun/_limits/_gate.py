@@ -98,7 +98,7 @@ class TagGate:
                     if free:
                         single.used += 1
                 if free:
-                    future.add_done_callback(OneSlot(single))  # released when the run is final
+                    future.add_done_callback(single.one)  # released when the run is final
                     return True
         return self.admit(run, tags, future)
 

@@ -35,7 +35,7 @@ _lock = threading.Lock()
 
 
 class _Slots:
-    __slots__ = ("limit", "name", "queue", "used", "watchers")
+    __slots__ = ("limit", "name", "one", "queue", "used", "watchers")
 
     def __init__(self, name: str, limit: int) -> None:
         self.name = name
@@ -43,6 +43,9 @@ class _Slots:
         self.used = 0
         self.queue: deque[_Waiter] = deque()
         self.watchers: list[_Watcher] = []
+        #: Gives back one slot when called: one object serves every run that took one
+        #: (it holds nothing of the run), so admitting a tagged run makes none.
+        self.one = OneSlot(self)
 
 
 _states: dict[str, _Slots] = {}
