@@ -232,7 +232,7 @@ collections.abc.Coroutine.register(_AsyncioTaskDriver)
 class _RunList:
     """The runs in flight, linked through their own ``_prev``/``_next`` slots.
 
-    Adding and removing cost O(1) and nothing per run beyond two slots (a set
+    Adding (a batch at a time) and removing cost O(1) a run, and nothing per run beyond two slots (a set
     costs ~100 bytes per entry at this size). Any thread may add and remove:
     each change is made under ``lock`` and makes no call while holding it (see
     the module docstring).
@@ -252,19 +252,10 @@ class _RunList:
     def __len__(self) -> int:
         return self._len
 
-    def append(self, run: Any) -> None:
-        with self._lock:
-            if run._prev is None:
-                last = self._prev
-                run._prev = last
-                run._next = self
-                last._next = run
-                self._prev = run
-                self._len += 1
-
     def extend(self, runs: list[Any]) -> None:
-        """:meth:`append` for new runs: chained outside the lock (no other thread
-        sees them before they are in), spliced in under it with no loop."""
+        """Add new runs (those already in are skipped): chained outside the lock
+        (no other thread sees them before they are in), spliced in under it with
+        no loop."""
         first: Any = None
         last: Any = None
         added = 0

@@ -119,14 +119,7 @@ class _Encoder:
             _put(h, tag, payload)
             return
         if kind in _PLAIN_CONTAINERS:
-            ident = id(value)
-            if ident in self._active:
-                raise self._fail(value, path, "it contains itself")
-            self._active.add(ident)
-            try:
-                self._encode_container(h, value, path, depth)
-            finally:
-                self._active.discard(ident)
+            self._encode_guarded(h, value, path, depth)
             return
         if isinstance(value, enum.Enum):
             _put(h, b"E", _qualname(kind).encode())
@@ -147,6 +140,10 @@ class _Encoder:
         if _is_quote(value):
             _put(h, b"Q", b"")
             return
+        self._encode_guarded(h, value, path, depth)
+
+    def _encode_guarded(self, h: Any, value: Any, path: str, depth: int) -> None:
+        """:meth:`_encode_container`, failing on a value that contains itself."""
         ident = id(value)
         if ident in self._active:
             raise self._fail(value, path, "it contains itself")

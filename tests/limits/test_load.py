@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import anyio
@@ -12,23 +11,9 @@ import taskrun.limits as limits
 from taskrun import ThreadPoolTaskRunner, task
 from taskrun._limits import TAG_GATE, _local
 
+from ._meter import Meter
+
 RUNS = 10_000
-
-
-class Meter:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.now = self.high = self.done = 0
-
-    def enter(self) -> None:
-        with self.lock:
-            self.now += 1
-            self.high = max(self.high, self.now)
-
-    def exit(self) -> None:
-        with self.lock:
-            self.now -= 1
-            self.done += 1
 
 
 @pytest.mark.parametrize("limit", [1, 3, 8])

@@ -15,25 +15,7 @@ from taskrun import ThreadPoolTaskRunner, task
 from taskrun._limits import _local
 from taskrun.states import StateType
 
-
-class Meter:
-    """Counts bodies inside a section at once; ``high`` is the most seen."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.now = 0
-        self.high = 0
-        self.done = 0
-
-    def enter(self) -> None:
-        with self.lock:
-            self.now += 1
-            self.high = max(self.high, self.now)
-
-    def exit(self) -> None:
-        with self.lock:
-            self.now -= 1
-            self.done += 1
+from ._meter import Meter
 
 
 @pytest.fixture
