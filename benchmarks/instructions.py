@@ -1,0 +1,104 @@
+"""Instructions per run, counted by valgrind: a figure the machine's load does not move.
+
+Run: python -m benchmarks.instructions [async|trio|sync|chain|tagged ...]
+
+Each workload runs in a fresh interpreter under ``valgrind --tool=callgrind``
+once with one round and once with three rounds of 20,000 runs; the difference
+divided by 40,000 is the cost of one run, with start-up and imports taken out.
+Times on a shared 2-core machine move by 10-30 % between sittings; these counts
+move by about 1,000 in 70,000, so they show whether a change to the per-run path
+saved or cost work. (They count work, not waiting: lock hand-offs between
+threads cost time that no instruction count shows.) Needs ``valgrind`` on PATH;
+about a minute per workload.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+N = 20_000
+
+_CHILD = r'''
+import sys
+import anyio
+import taskrun.limits as limits
+from taskrun import ThreadPoolTaskRunner, task
+
+@task
+async def anoop(x): return x
+
+@task
+def noop(x): return x
+
+@task(tags=["free"])
+def tagged(x): return x
+
+limits.set("tag:free", 10**9)
+N = int(sys.argv[3])
+
+async def amap():
+    async with ThreadPoolTaskRunner() as r:
+        assert await r.map(anoop, {"x": list(range(N))}).result_async() == list(range(N))
+
+def smap(t):
+    with ThreadPoolTaskRunner(max_workers=8) as r:
+        assert r.map(t, {"x": list(range(N))}).result() == list(range(N))
+
+def chain():
+    with ThreadPoolTaskRunner(max_workers=8) as r:
+        f = None
+        for i in range(N):
+            f = noop.submit(i, wait_for=[f] if f is not None else None)
+        assert f.result() == N - 1
+
+workload = sys.argv[1]
+for _ in range(int(sys.argv[2])):
+    if workload == "async": anyio.run(amap)
+    elif workload == "trio": anyio.run(amap, backend="trio")
+    elif workload == "sync": smap(noop)
+    elif workload == "tagged": smap(tagged)
+    elif workload == "chain": chain()
+'''
+
+WORKLOADS = ("async", "trio", "sync", "chain", "tagged")
+
+
+def _count(workload: str, rounds: int) -> int:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # imports from .pyc: a steadier start-up
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         sys.executable, "-c", _CHILD, workload, str(rounds), str(N)],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if found is None:
+        raise RuntimeError(f"valgrind printed no count for {workload!r}:\n{out.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def per_run(workload: str) -> int:
+    """Instructions one run of ``workload`` costs (three rounds minus one, per run)."""
+    return (_count(workload, 3) - _count(workload, 1)) // (2 * N)
+
+
+def main(argv: list[str]) -> int:
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install -y valgrind)", file=sys.stderr)
+        return 2
+    chosen = argv or list(WORKLOADS)
+    unknown = [w for w in chosen if w not in WORKLOADS]
+    if unknown:
+        print(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}", file=sys.stderr)
+        return 2
+    for workload in chosen:
+        print(f"{workload:7s} {per_run(workload):>8,} instructions per run", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
