@@ -1,6 +1,9 @@
 """Instructions per run, counted by valgrind: a figure the machine's load does not move.
 
-Run: python -m benchmarks.instructions [async|trio|sync|chain|tagged ...]
+Run: python -m benchmarks.instructions [async|trio|sync|submit|chain|tagged ...]
+
+``submit`` is 20,000 single ``task.submit`` calls (no ``wait_for``): with ``sync``
+and ``chain`` it splits a chain link's cost into submission and dependency.
 
 Each workload runs in a fresh interpreter under ``valgrind --tool=callgrind``
 once with one round and once with three rounds of 20,000 runs; the difference
@@ -48,6 +51,11 @@ def smap(t):
     with ThreadPoolTaskRunner(max_workers=8) as r:
         assert r.map(t, {"x": list(range(N))}).result() == list(range(N))
 
+def submit_each():
+    with ThreadPoolTaskRunner(max_workers=8) as r:
+        futures = [noop.submit(i) for i in range(N)]
+        assert [f.result() for f in futures] == list(range(N))
+
 def chain():
     with ThreadPoolTaskRunner(max_workers=8) as r:
         f = None
@@ -61,10 +69,11 @@ for _ in range(int(sys.argv[2])):
     elif workload == "trio": anyio.run(amap, backend="trio")
     elif workload == "sync": smap(noop)
     elif workload == "tagged": smap(tagged)
+    elif workload == "submit": submit_each()
     elif workload == "chain": chain()
 '''
 
-WORKLOADS = ("async", "trio", "sync", "chain", "tagged")
+WORKLOADS = ("async", "trio", "sync", "submit", "chain", "tagged")
 
 
 def _count(workload: str, rounds: int) -> int:

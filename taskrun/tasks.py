@@ -338,6 +338,9 @@ class Task(Generic[P, R]):
             self._required: frozenset[str] = frozenset()
             self._simple = False
             self._var_keyword: str | None = None
+            self._positional: tuple[str, ...] = ()
+            self._order: tuple[str, ...] = ()
+            self._defaults: dict[str, Any] = {}
             return
         params = list(sig.parameters.values())
         self._names = frozenset(p.name for p in params if p.kind not in (kinds.VAR_KEYWORD,))
@@ -347,6 +350,10 @@ class Task(Generic[P, R]):
                                                    kinds.POSITIONAL_ONLY)
         )
         self._simple = all(p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY) for p in params)
+        # For binding a simple signature without inspect (see _bind_simple): names in order.
+        self._positional = tuple(p.name for p in params if p.kind is kinds.POSITIONAL_OR_KEYWORD)
+        self._order = tuple(p.name for p in params)
+        self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
         self._var_keyword = next((p.name for p in params if p.kind is kinds.VAR_KEYWORD), None)
 
     def _check_run_name_template(self, template: str) -> None:
@@ -380,6 +387,10 @@ class Task(Generic[P, R]):
 
         With ``defaults``, parameters left out are filled with their defaults.
         """
+        if self._simple:
+            parameters = self._bind_simple(args, kwargs, defaults)
+            if parameters is not None:
+                return parameters
         if self._signature is None:
             if args:
                 raise ParameterBindError(f"task {self.name!r}: pass arguments by keyword")
@@ -396,6 +407,37 @@ class Task(Generic[P, R]):
         if self._var_keyword is not None and self._var_keyword in parameters:
             extra = parameters.pop(self._var_keyword)
             parameters.update(extra)
+        return parameters
+
+    def _bind_simple(self, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     defaults: bool) -> dict[str, Any] | None:
+        """:meth:`bind` for a signature of named parameters only (no ``*``/``**``, no
+        positional-only), as ``inspect.Signature.bind`` binds it: parameters in the
+        signature's order. ``None`` when the call does not fit, so that ``inspect``
+        raises its exact error. (``Signature.bind`` was 40 % of a ``submit``.)
+        """
+        positional = self._positional
+        names = self._names
+        if names is None or len(args) > len(positional):
+            return None
+        if not kwargs and (len(args) == len(names) or not defaults):
+            if not self._required.issubset(positional[:len(args)]):
+                return None
+            return dict(zip(positional, args, strict=False))
+        given = dict(zip(positional, args, strict=False))
+        for name in kwargs:
+            if name in given or name not in names:
+                return None
+        given.update(kwargs)
+        if not self._required <= given.keys():
+            return None
+        parameters: dict[str, Any] = {}
+        fallback = self._defaults if defaults else {}
+        for name in self._order:
+            if name in given:
+                parameters[name] = given[name]
+            elif name in fallback:
+                parameters[name] = fallback[name]
         return parameters
 
     def check_parameters(self, parameters: dict[str, Any]) -> None:
@@ -517,7 +559,9 @@ class Task(Generic[P, R]):
         if return_state:
             _refuse_blocking_on_loop(f"{self.name}.submit(..., return_state=True)")
         parameters = self.bind(args, kwargs)
-        _refuse_coroutines(self.name, parameters)
+        for value in parameters.values():  # _refuse_coroutines, called only when it will raise
+            if type(value) is CoroutineType:
+                _refuse_coroutines(self.name, parameters)
         future = runner._submit_bound(self, parameters, wait_for)
         flow_run = current_flow_run.get()
         if flow_run is not None:

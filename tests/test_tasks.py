@@ -504,6 +504,36 @@ def test_map_with_bad_arguments_raises_parameter_bind_error() -> None:
             add.map([1, 2], z=[3, 4])
 
 
+def _one(x): ...  # type: ignore[no-untyped-def]
+def _two(x, y=2): ...  # type: ignore[no-untyped-def]
+def _mixed(a, b, c=3, *, d, e=5): ...  # type: ignore[no-untyped-def]
+def _keyword_only(*, k=1): ...  # type: ignore[no-untyped-def]
+def _none(): ...  # type: ignore[no-untyped-def]
+
+
+@pytest.mark.parametrize("fn", [_one, _two, _mixed, _keyword_only, _none])
+def test_binding_matches_inspect_signature_bind(fn: object) -> None:
+    """Signatures of named parameters bind without inspect; the result (its order
+    too) and every refusal must be exactly what Signature.bind gives."""
+    signature = inspect.signature(fn)  # type: ignore[arg-type]
+    bound_task = task(fn)  # type: ignore[call-overload]
+    calls = [(args, kwargs) for args in [(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4)]
+             for kwargs in [{}, {"x": 9}, {"y": 8}, {"d": 4}, {"e": 1, "d": 2}, {"c": 0, "d": 1},
+                            {"unknown": 1}, {"a": 1, "b": 2, "d": 3}, {"k": 2}, {"b": 1}]]
+    for args, kwargs in calls:
+        for defaults in (True, False):
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:
+                with pytest.raises(ParameterBindError):
+                    bound_task.bind(args, kwargs, defaults)
+                continue
+            if defaults:
+                bound.apply_defaults()
+            got = bound_task.bind(args, kwargs, defaults)
+            assert list(got.items()) == list(bound.arguments.items()), (args, kwargs, defaults)
+
+
 def test_parameter_bind_error_is_a_type_error() -> None:
     assert issubclass(ParameterBindError, TypeError)
 

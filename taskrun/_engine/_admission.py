@@ -12,6 +12,7 @@ it takes its tag limits' permits before a slot, or waits for them holding none.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._limits._gate import TAG_GATE
@@ -35,23 +36,40 @@ class _Dependencies:
     so the count needs no lock.
     """
 
-    __slots__ = ("_calls", "_dispatcher", "_left", "_run")
+    __slots__ = ("_calls", "_dispatcher", "_left", "_readmit", "_run")
 
-    def __init__(self, dispatcher: Dispatcher, run: TaskRunContext, left: int) -> None:
+    def __init__(self, dispatcher: Dispatcher, run: TaskRunContext, left: int,
+                 readmit: Callable[[Dispatcher, TaskRunContext], None]) -> None:
         self._dispatcher = dispatcher
         self._run = run
         self._left = left
+        self._readmit = readmit
         self._calls = itertools.count(1)
 
     def __call__(self, _: TaskFuture[Any]) -> None:
         if next(self._calls) == self._left:
             # Never inside the step that finished the input, so that a cascade of
             # runs (a long chain ending NotReady) does not recurse.
-            self._dispatcher.schedule(readmit, self._dispatcher, self._run)
+            self._dispatcher.schedule(self._readmit, self._dispatcher, self._run)
 
 
-def _wait_for_inputs(dispatcher: Dispatcher, run: TaskRunContext, pending: list[TaskFuture[Any]]) -> None:
-    counter = _Dependencies(dispatcher, run, len(pending))
+class _Dependency:
+    """:class:`_Dependencies` for the one unfinished future a run waits for (a
+    ``wait_for`` chain's link): re-admits it when that future is final."""
+
+    __slots__ = ("_dispatcher", "_run")
+
+    def __init__(self, dispatcher: Dispatcher, run: TaskRunContext) -> None:
+        self._dispatcher = dispatcher
+        self._run = run
+
+    def __call__(self, _: TaskFuture[Any]) -> None:
+        self._dispatcher.schedule(_readmit_after, self._dispatcher, self._run)
+
+
+def _wait_for_inputs(dispatcher: Dispatcher, run: TaskRunContext, pending: list[TaskFuture[Any]],
+                     readmit: Callable[[Dispatcher, TaskRunContext], None]) -> None:
+    counter = _Dependencies(dispatcher, run, len(pending), readmit)
     for f in pending:
         f.add_done_callback(counter)
 
@@ -60,6 +78,25 @@ def readmit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
     """Admit a run again once its last input is final."""
     if dispatcher.engine.admit(run):
         dispatcher.offer(run)
+
+
+def _readmit_after(dispatcher: Dispatcher, run: TaskRunContext) -> None:
+    """:func:`readmit` for a run whose only inputs are the futures it waits for:
+    its parameters were found plain when it was first admitted, so only its
+    cancel, its inputs' states and its limits are left to check."""
+    try:
+        if run._cancel_requested:
+            dispatcher.finished(run)
+            return
+        if not _inputs_completed(dispatcher, run, run.wait_for):
+            return
+        if (run.tags or run._priority) and not admit_limited(run):
+            return
+    except Exception as exc:
+        finish_failed(run, exc, f"preparing the run failed: {describe(exc)}")
+        dispatcher.finished(run)
+        return
+    dispatcher.offer(run)
 
 
 def admit(engine: DispatchEngine, run: TaskRunContext) -> bool:
@@ -101,7 +138,7 @@ def _admit_resolving(dispatcher: Dispatcher, run: TaskRunContext, params: dict[s
         upstream = run._upstream = (collect_futures(params), collect_futures(None, waits))
     pending = [f for part in upstream for f, _ in part if not f._final]
     if pending:
-        _wait_for_inputs(dispatcher, run, pending)
+        _wait_for_inputs(dispatcher, run, pending, readmit)
         return False
     problem = upstream_problem(upstream[0]) or upstream_problem(upstream[1])
     if problem is not None:
@@ -124,8 +161,16 @@ def _admit_after(dispatcher: Dispatcher, run: TaskRunContext, waits: list[TaskFu
     """:func:`admit` for a run whose only inputs are the futures it waits for."""
     pending = [f for f in waits if not f._final]
     if pending:
-        _wait_for_inputs(dispatcher, run, pending)
+        if len(pending) == 1:
+            pending[0].add_done_callback(_Dependency(dispatcher, run))
+        else:
+            _wait_for_inputs(dispatcher, run, pending, _readmit_after)
         return False
+    return _inputs_completed(dispatcher, run, waits)
+
+
+def _inputs_completed(dispatcher: Dispatcher, run: TaskRunContext, waits: list[TaskFuture[Any]]) -> bool:
+    """True when every future ``run`` waits for completed; else it ends ``NotReady``."""
     for f in waits:
         if f._state.type is not StateType.COMPLETED:
             finish_not_ready(run, upstream_problem([(f, False)]) or "")

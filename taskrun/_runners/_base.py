@@ -198,7 +198,8 @@ class TaskRunner(abc.ABC, Generic[F]):
     def _submit_bound(self, task: Task[Any, Any], parameters: dict[str, Any],
                       wait_for: Iterable[Any] | None) -> F:
         """:meth:`submit` for parameters bound by ``task.submit`` (checked already)."""
-        self._check_open()
+        if self._state is not RunnerState.OPEN:
+            self._check_open()
         return self._submit_runs(self._new_runs(task, [parameters], wait_for))[0]
 
     def map(self, task: Task[Any, Any], parameters: dict[str, Any],
