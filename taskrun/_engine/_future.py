@@ -151,13 +151,14 @@ class TaskFuture(abc.ABC, Generic[R]):
         print(future.state.name, future.result())
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "_final", "_run", "_state")
+    __slots__ = ("__weakref__", "_callbacks", "_final", "_release", "_run", "_state")
 
     def __init__(self, run: TaskRunContext | None, state: State[Any] | None = None) -> None:
         self._run = run
         self._state: State[Any] = state if state is not None else State(StateType.PENDING)
         self._final = False
         self._callbacks: list[Callable[[Any], object]] | None = None
+        self._release: Callable[[], object] | None = None
 
     # ------------------------------------------------------------------ consumer side
 
@@ -192,6 +193,20 @@ class TaskFuture(abc.ABC, Generic[R]):
                     self._callbacks += (fn,)
                 return
         _call_callback(fn, self)
+
+    def _release_when_final(self, release: Callable[[], object]) -> None:
+        """Call ``release()`` once, when the run is final (at once if it is already).
+
+        For the one permit a run's tag limits gave it at admission: a slot, not a
+        done callback, so admitting a tagged run takes no lock and makes no list.
+        One per future.
+        """
+        self._release = release
+        if self._final:  # _finish may have read the slot before it was set: claim it
+            with _lock:
+                release, self._release = self._release, None
+            if release is not None:
+                release()
 
     def _remove_done_callback(self, fn: Callable[[Any], object]) -> None:
         with _lock:
@@ -279,6 +294,12 @@ class TaskFuture(abc.ABC, Generic[R]):
             self._state = state
             self._final = True
             callbacks, self._callbacks = self._callbacks, None
+            release, self._release = self._release, None
+        if release is not None:
+            try:
+                release()
+            except BaseException:
+                logger.exception("releasing the limits of %r failed; it is ignored", self)
         if _events.ACTIVE and self._run is not None:  # every final state passes here, once
             _events.emit_finished(self._run, state)
         if callbacks:
@@ -321,6 +342,7 @@ class ConcurrentFuture(TaskFuture[R]):
         self._state = state if state is not None else State(StateType.PENDING)
         self._final = False
         self._callbacks = None
+        self._release = None
         self._wrapped: concurrent.futures.Future[R] | None = None
 
     @property

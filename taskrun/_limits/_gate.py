@@ -26,6 +26,10 @@ from ._admission import AdmissionPermit, _plans, notify_when_free, plan_for, try
 from ._local import OneSlot
 from ._registry import REGISTRY
 
+#: The inline admission counts the slots given back without the lock only when it
+#: refuses a run; past this many it counts them anyway, so the list stays short.
+_SETTLE_AFTER = 1024
+
 
 class _Hold:
     """One gated run: its permit while it has one; the future's done callback."""
@@ -98,7 +102,10 @@ class TagGate:
                     if free:
                         single.used += 1
                 if free:
-                    future.add_done_callback(single.one)  # released when the run is final
+                    future._release_when_final(single.one)
+                    if len(single.returned) > _SETTLE_AFTER:  # slots given back, not yet counted
+                        with _local._lock:
+                            _local.settle(single)
                     return True
         return self.admit(run, tags, future)
 
@@ -113,7 +120,7 @@ class TagGate:
         if key not in self._lines:  # nobody parked ahead (a dict lookup is atomic)
             permit = plan.try_admit()
             if permit is not None:
-                future.add_done_callback(permit)  # released when the run is final
+                future._release_when_final(permit)
                 return True
         hold = _Hold(self, run)
         watch = None

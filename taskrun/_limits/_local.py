@@ -35,7 +35,7 @@ _lock = threading.Lock()
 
 
 class _Slots:
-    __slots__ = ("limit", "name", "one", "queue", "used", "watchers")
+    __slots__ = ("limit", "name", "one", "queue", "returned", "used", "watchers")
 
     def __init__(self, name: str, limit: int) -> None:
         self.name = name
@@ -46,6 +46,9 @@ class _Slots:
         #: Gives back one slot when called: one object serves every run that took one
         #: (it holds nothing of the run), so admitting a tagged run makes none.
         self.one = OneSlot(self)
+        #: Slots :class:`OneSlot` gave back without the lock, not yet taken off ``used``
+        #: (see :func:`settle`).
+        self.returned: list[None] = []
 
 
 _states: dict[str, _Slots] = {}
@@ -200,14 +203,36 @@ def release_one(state: _Slots, occupy: int) -> None:
 # --- bookkeeping (callers hold _lock) -------------------------------------------
 
 
+def settle(state: _Slots) -> None:
+    """Take the slots :class:`OneSlot` gave back without the lock off ``used``.
+
+    Every reader of ``used`` calls this first, under the lock. ``del returned[:n]``
+    is one step under the interpreter lock: a slot given back meanwhile lands
+    after the first ``n`` and stays for the next settle.
+    """
+    returned = state.returned
+    n = len(returned)
+    if n:
+        del returned[:n]
+        state.used -= n
+
+
 def _advance(waiter: _Waiter) -> bool:
     """Take as many of the waiter's names as are free, in order; True when it has all."""
     states, occupy = waiter.states, waiter.occupy
     while waiter.index < len(states):
         state = states[waiter.index]
+        settle(state)
         if state.queue or state.used + occupy > state.limit:
             state.queue.append(waiter)
-            return False
+            # A slot given back since the settle above, by a thread that saw no one
+            # queued yet, would wake no one: count it now that this waiter is queued.
+            if not state.returned:
+                return False
+            settle(state)
+            if state.queue[0] is not waiter or state.used + occupy > state.limit:
+                return False
+            state.queue.popleft()
         state.used += occupy
         waiter.index += 1
     waiter.done = True
@@ -215,6 +240,7 @@ def _advance(waiter: _Waiter) -> bool:
 
 
 def _hand_off(state: _Slots, calls: list[Callable[[], object]]) -> None:
+    settle(state)
     queue = state.queue
     while queue:
         waiter = queue[0]
@@ -270,6 +296,7 @@ def try_acquire(states: Sequence[_Slots], occupy: int) -> Permit | None:
     """All the names' slots at once, or ``None`` without waiting (never jumps a queue)."""
     with _lock:
         for state in states:
+            settle(state)
             if state.queue or state.used + occupy > state.limit:
                 return None
         for state in states:
@@ -280,6 +307,7 @@ def try_acquire(states: Sequence[_Slots], occupy: int) -> Permit | None:
 def try_acquire_one(state: _Slots) -> bool:
     """One slot of one name, or False without waiting: :func:`try_acquire`'s fast path."""
     with _lock:  # see release_one
+        settle(state)
         if state.queue or state.used >= state.limit:
             return False
         state.used += 1
@@ -288,7 +316,15 @@ def try_acquire_one(state: _Slots) -> bool:
 
 class OneSlot:
     """One slot of one name taken by :func:`try_acquire_one`; calling it gives it back
-    (once: it is a future's done callback)."""
+    (once per slot taken: it is what a tagged run releases when it is final).
+
+    Without the lock when nobody waits: the slot goes on ``returned`` (a list
+    append is one step under the interpreter lock) and the next reader of
+    ``used`` settles it. The append comes before the look at the queue, and a
+    waiter looks at ``returned`` again after it queued itself (:func:`_advance`,
+    :func:`notify_when_free`), so a slot given back as a waiter arrives is seen
+    by one of the two.
+    """
 
     __slots__ = ("state",)
 
@@ -297,13 +333,11 @@ class OneSlot:
 
     def __call__(self, _future: object = None) -> None:
         state = self.state
-        calls: list[Callable[[], object]] | None = None
-        with _lock:  # release_one, inline: this runs once per admitted run
-            state.used -= 1
-            if state.queue or state.watchers:
-                calls = []
+        state.returned.append(None)
+        if state.queue or state.watchers:
+            calls: list[Callable[[], object]] = []
+            with _lock:
                 _hand_off(state, calls)
-        if calls:
             call_all(calls)
 
     release = __call__
@@ -320,10 +354,16 @@ def notify_when_free(
     """
     with _lock:
         for state in states:
+            settle(state)
             if state.queue or state.used + occupy > state.limit:
                 watcher = _Watcher(state, callback)
                 state.watchers.append(watcher)
-                return watcher
+                if not state.returned:  # as in _advance: a slot given back meanwhile
+                    return watcher
+                settle(state)
+                if state.queue or state.used + occupy > state.limit:
+                    return watcher
+                state.watchers.remove(watcher)
     call_all([callback])
     return None
 
@@ -411,4 +451,5 @@ def statistics(name: str) -> SlotStatistics | None:
         state = _states.get(name)
         if state is None:
             return None
+        settle(state)
         return SlotStatistics(name, state.limit, state.used, len(state.queue), len(state.watchers))

@@ -33,7 +33,7 @@ from taskrun import (
     wait_async,
 )
 from taskrun.exceptions import CancelledRun
-from taskrun.states import State
+from taskrun.states import Completed, State
 
 BACKENDS = ["asyncio", "trio"]
 
@@ -1018,3 +1018,26 @@ async def test_cancel_from_async_code(anyio_backend: str) -> None:
         assert queued.state.is_cancelled()
         go.set()
         assert await blocker == 1
+
+
+# --------------------------------------------------------------------------- the release slot
+
+
+def test_a_release_set_before_the_end_is_called_once_when_final() -> None:
+    calls: list[None] = []
+    future: ConcurrentFuture[int] = ConcurrentFuture(None)
+    future._release_when_final(lambda: calls.append(None))
+    assert calls == []
+    assert future._finish(Completed(1))
+    assert not future._finish(Completed(2))
+    assert calls == [None]
+
+
+def test_a_release_set_after_the_end_is_called_at_once_and_once() -> None:
+    calls: list[None] = []
+    future: ConcurrentFuture[int] = ConcurrentFuture(None)
+    future._finish(Completed(1))
+    future._release_when_final(lambda: calls.append(None))
+    assert calls == [None]
+    future._finish(Completed(2))
+    assert calls == [None]
