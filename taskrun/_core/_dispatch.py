@@ -499,6 +499,10 @@ class Dispatcher:
         if run._started and self._release_final(run):
             run._context = None
         self._outstanding.remove(run)
+        # Read without the lock: wait_idle sets the waiter and looks at the runs
+        # in flight under the lock, so either it saw this run gone or this sees it.
+        if self._idle_waiter is None:
+            return
         with self._lock:
             waiter = self._idle_waiter
             if waiter is None or self._outstanding._len or self._inbox:
