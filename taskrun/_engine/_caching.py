@@ -31,13 +31,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._core._backend import RunCancelledSignal
 from .._core._dispatch import PROMOTE
 from .._core._workers import in_stepping_worker
+from .._results._policies import uses_flow_parameters
 from .._results._service import (
     CACHED_STATE_NAME,
+    FlowResultDefaults,
     Hit,
     ResultsConfig,
     RunCache,
@@ -54,6 +56,55 @@ if TYPE_CHECKING:
 #: Flows with result defaults defined in this process (``@flow(persist_result=...)``).
 #: While it is empty, a task without result options never enters this module.
 FLOW_DEFAULTS: list[object] = []
+
+
+class RemoteFlow(NamedTuple):
+    """What a run executing in another process (Dask) needs of its flow run for caching:
+    the flow run's id (the ``RUN_ID`` part of keys), its parameters (only when the
+    task's policy hashes them, ``FLOW_PARAMETERS``) and its result defaults.
+
+    Example::
+
+        remote = remote_flow(run)        # None outside a flow, or when nothing caches
+    """
+
+    flow_run_id: uuid.UUID
+    parameters: Mapping[str, Any] | None
+    result_defaults: FlowResultDefaults | None
+
+
+def remote_flow(run: TaskRunContext, context: Any) -> RemoteFlow | None:
+    """(submitting side) The :class:`RemoteFlow` of ``run``, living in ``context``; None
+    outside a flow, or when neither the task nor its flow has result options."""
+    flow = context.get(current_flow_run, None)
+    if flow is None:
+        return None
+    defaults = flow.result_defaults
+    config = run.task._results
+    if defaults is None and config is None:
+        return None
+    merged = effective_config(config, defaults)
+    needs_parameters = merged is not None and uses_flow_parameters(merged.policy)
+    return RemoteFlow(flow.flow_run_id, flow.parameters if needs_parameters else None, defaults)
+
+
+_adopted: dict[Any, FlowResultDefaults] = {}
+
+
+def adopt_remote_flow(flow: RemoteFlow) -> RemoteFlow:
+    """(executing side) Make ``flow``'s result defaults known in this process, as defining
+    the flow would (:data:`FLOW_DEFAULTS`); equal defaults become one object, so the
+    merged configs memoized on it serve every run of the flow's tasks here."""
+    defaults = flow.result_defaults
+    if defaults is None:
+        return flow
+    try:
+        known = _adopted.setdefault(defaults, defaults)
+    except TypeError:  # a storage or serializer object that cannot be hashed
+        known = defaults
+    if not FLOW_DEFAULTS:
+        FLOW_DEFAULTS.append("remote")
+    return flow if known is defaults else flow._replace(result_defaults=known)
 
 
 class Decided(Exception):
@@ -76,7 +127,7 @@ class _View:
 
     __slots__ = ("_flow", "context")
 
-    def __init__(self, run: TaskRunContext, flow: FlowRunContext | None) -> None:
+    def __init__(self, run: TaskRunContext, flow: FlowRunContext | RemoteFlow | None) -> None:
         self.context = run
         self._flow = flow
 
@@ -109,9 +160,11 @@ class _View:
         return self.context.tags
 
 
-def _config(run: TaskRunContext) -> tuple[ResultsConfig | None, FlowRunContext | None]:
-    flow = current_flow_run.get()
-    defaults = getattr(flow, "result_defaults", None)
+def _config(run: TaskRunContext) -> tuple[ResultsConfig | None, FlowRunContext | RemoteFlow | None]:
+    flow: FlowRunContext | RemoteFlow | None = current_flow_run.get()
+    if flow is None:  # a run rebuilt in a Dask worker carries its flow's part
+        flow = getattr(run, "_remote_flow", None)
+    defaults = None if flow is None else flow.result_defaults
     return effective_config(run.task._results, defaults), flow
 
 
@@ -204,4 +257,5 @@ def abandon(run: TaskRunContext) -> None:
         rc.release()
 
 
-__all__ = ["FLOW_DEFAULTS", "Decided", "RunCaching", "abandon", "begin", "finish"]
+__all__ = ["FLOW_DEFAULTS", "Decided", "RemoteFlow", "RunCaching", "abandon", "adopt_remote_flow", "begin",
+           "finish", "remote_flow"]

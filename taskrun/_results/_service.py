@@ -178,6 +178,10 @@ class FlowResultDefaults:
     _merged: dict[int, tuple[Any, ResultsConfig | None]] = dataclasses.field(
         default_factory=dict, compare=False, repr=False)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The memo of merged configs is keyed by object ids: it stays in its process.
+        return FlowResultDefaults, (self.persist_result, self.result_storage, self.result_serializer)
+
 
 def flow_result_defaults(
     persist_result: bool | None = None, result_storage: Any = None, result_serializer: Any = None

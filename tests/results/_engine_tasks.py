@@ -32,3 +32,16 @@ def square(x: int, marks: str) -> int:
 async def asquare(x: int, marks: str) -> int:
     mark(marks, f"asquare{x}")
     return x * x
+
+
+@task
+def tenfold(x: int, marks: str) -> int:
+    """No result options of its own: it caches only under a flow's defaults."""
+    mark(marks, f"tenfold{x}")
+    return x * 10
+
+
+@task
+async def atenfold(x: int, marks: str) -> int:
+    mark(marks, f"atenfold{x}")
+    return x * 10
