@@ -11,7 +11,9 @@ that one check. Everything here runs for cached and persisted runs only:
   :class:`Decided` and the driver ends the run with ``run._cache.state``
   (``Completed`` named ``Cached``: no body, no retries; ``on_completion`` hooks run).
 - :func:`finish`, once the final state is known: stores a ``Completed`` value
-  (staged instead inside ``with transaction():``) and lets the lock go.
+  (staged instead inside ``with transaction():``), lets the lock go, and returns the
+  final state (one that reads its value back from the store when the task has
+  ``cache_result_in_memory=False``).
 - :func:`abandon`, when the driver itself is cancelled or crashes: lets the lock go.
 
 Blocking I/O never runs on an event loop: a sync run of a runner does it on the
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .._core._backend import RunCancelledSignal
 from .._core._dispatch import PROMOTE
 from .._core._workers import in_stepping_worker
+from .._results._lazy import StoredCompleted
 from .._results._policies import uses_flow_parameters
 from .._results._service import (
     CACHED_STATE_NAME,
@@ -45,6 +48,7 @@ from .._results._service import (
     RunCache,
     effective_config,
 )
+from .._results._transaction import get_transaction
 from ..states import Cancelled, Completed, Failed, State, StateType
 from ._executors import DirectAsyncExecutor, Executor, InlineExecutor
 from ._vars import current_flow_run
@@ -176,7 +180,9 @@ def _open(config: ResultsConfig, view: _View) -> tuple[RunCache, bool, Hit | Non
     return rc, True, rc.lookup()
 
 
-def _cached(hit: Hit) -> State[Any]:
+def _cached(hit: Hit, rc: RunCache) -> State[Any]:
+    if hit.value is not None and not rc.config.cache_result_in_memory and get_transaction() is None:
+        return StoredCompleted(rc.stored_result(), CACHED_STATE_NAME)  # the value read is let go
     return Completed(hit.value, name=CACHED_STATE_NAME)
 
 
@@ -221,15 +227,22 @@ async def begin(run: TaskRunContext, ex: Executor) -> None:
     if hit is not None:
         rc.release()
         caching.rc = None
-        caching.state = _cached(hit)
+        caching.state = _cached(hit, rc)
         raise Decided
 
 
-async def finish(run: TaskRunContext, state: State[Any], ex: Executor) -> None:
-    """Store a Completed run's value (not a cached one's), then let the key's lock go."""
+async def finish(run: TaskRunContext, state: State[Any], ex: Executor) -> State[Any]:
+    """Store a Completed run's value (not a cached one's), then let the key's lock go.
+
+    Returns the run's final state: ``state``, or — with ``cache_result_in_memory=False``
+    and the record written — a :class:`StoredCompleted` that reads the value back from
+    the store whenever it is asked for, so the run keeps no reference to it. A value
+    that is not written (a serializer that refused it, a failed write, a record staged
+    in a transaction) or is None stays in memory: there is nothing to read it back from.
+    """
     caching: RunCaching | None = getattr(run, "_cache", None)
     if caching is None or caching.rc is None:
-        return
+        return state
     rc = caching.rc
     caching.rc = None
     try:
@@ -245,8 +258,11 @@ async def finish(run: TaskRunContext, state: State[Any], ex: Executor) -> None:
                 rc.store(value)
             else:
                 await ex.call_user(rc.store, value)
+            if rc.written and value is not None and not rc.config.cache_result_in_memory:
+                state = StoredCompleted(rc.stored_result(), state.name, state.message)
     finally:
         rc.release()
+    return state
 
 
 def abandon(run: TaskRunContext) -> None:

@@ -36,6 +36,7 @@ from ._errors import (
     UnhashableInput,
     UnhashableInputWarning,
 )
+from ._lazy import StoredResult
 from ._locks import IsolationLevel, default_lock_manager, resolve_isolation_level
 from ._policies import DEFAULT, CacheKeyFnPolicy, CachePolicy, NoCache
 from ._records import CorruptRecord, RecordHeader, decode_record, encode_record
@@ -445,7 +446,7 @@ class RunCache:
     """
 
     __slots__ = ("_lock_manager", "_locked", "_staged_lock", "cacheable", "config", "key",
-                 "storage", "view")
+                 "storage", "view", "written")
 
     def __init__(self, config: ResultsConfig, view: RunView, key: str, cacheable: bool) -> None:
         self.config = config
@@ -456,6 +457,8 @@ class RunCache:
         self._lock_manager: Any = None
         self._locked = False
         self._staged_lock = False
+        #: True once :meth:`store` wrote the record to the storage (not staged in a transaction).
+        self.written = False
 
     # -- reading -----------------------------------------------------------------
     def lookup(self) -> Hit | None:
@@ -549,11 +552,16 @@ class RunCache:
                 f"{self.storage!r} failed ({type(exc).__name__}: {exc})",
                 ResultNotPersistedWarning, stacklevel=2)
             return False
+        self.written = True
         return True
 
     async def store_async(self, value: Any) -> bool:
         """:meth:`store` on a worker thread (the event loop is not blocked)."""
         return await anyio.to_thread.run_sync(self.store, value)
+
+    def stored_result(self) -> StoredResult:
+        """Where this run's record is, to read its value back (``cache_result_in_memory=False``)."""
+        return StoredResult(self.storage, self.key, self.config.serializer, self.view.task_name)
 
     # -- locking -----------------------------------------------------------------
     def _manager(self) -> Any:
