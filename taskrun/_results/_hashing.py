@@ -256,9 +256,9 @@ class _Encoder:
 
 
 def _put(h: Any, tag: bytes, payload: bytes) -> None:
-    h.update(tag)
-    h.update(len(payload).to_bytes(8, "big"))
-    h.update(payload)
+    # tag, 8-byte length, payload: one update of the joined bytes (the same stream as
+    # three updates, so the same keys, for a third of the calls).
+    h.update(b"".join((tag, len(payload).to_bytes(8, "big"), payload)))
 
 
 def _float(value: float) -> tuple[bytes, bytes]:
@@ -322,7 +322,12 @@ def hash_parameters(parameters: Any, skip: Any = ()) -> str:
         if name in skip:
             continue
         _put(h, b"f", name.encode("utf-8", "surrogatepass"))
-        _Encoder(name)._encode(h, parameters[name], "", 0)
+        value = parameters[name]
+        simple = _SIMPLE.get(type(value))
+        if simple is not None:  # _Encoder._encode's first case, without an encoder per parameter
+            _put(h, *simple(value))
+        else:
+            _Encoder(name)._encode(h, value, "", 0)
     return h.hexdigest()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import math
 import os
 import string
@@ -354,6 +355,11 @@ class ResultsConfig:
     on_commit: Sequence[Callable[..., Any]]
     on_rollback: Sequence[Callable[..., Any]]
 
+    @functools.cached_property
+    def serializer_name(self) -> str:
+        """The name the serializer writes into records (worked out once per config)."""
+        return serializer_name(self.serializer)
+
     @property
     def caching(self) -> bool:
         """False for ``NO_CACHE``: records are written (persistence) but never looked up."""
@@ -492,7 +498,9 @@ class RunCache:
             return None
         if header.expired():
             return None
-        serializer = serializer_for_record(header.serializer, self.config.serializer)
+        serializer = self.config.serializer
+        if header.serializer != self.config.serializer_name:
+            serializer = serializer_for_record(header.serializer, serializer)
         if serializer is None:
             warnings.warn(
                 f"cached record {self.key!r} was written with serializer {header.serializer!r}, which this "
@@ -533,7 +541,7 @@ class RunCache:
                 "result_serializer='cloudpickle' or a serializer of your own",
                 ResultNotPersistedWarning, stacklevel=2)
             return False
-        data = encode_record(self.key, bytes(payload), serializer=serializer_name(serializer),
+        data = encode_record(self.key, bytes(payload), serializer=self.config.serializer_name,
                              task=self.view.task_name, expiration=self.config.expiration)
         txn = get_transaction()
         if txn is not None:
