@@ -162,3 +162,51 @@ def test_dask_sends_back_the_place_not_the_value(dask_address: str, store: pathl
             assert futures.result() == [expected(n) for n in range(3)]
             assert {f.state.name for f in futures} == {name}
     assert_read_back(futures, store)
+
+
+class CountingStorage:
+    """A store in a dict that counts its reads."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.reads = 0
+
+    def read(self, key: str) -> bytes | None:
+        self.reads += 1
+        return self.blobs.get(key)
+
+    def write(self, key: str, data: bytes) -> None:
+        self.blobs[key] = bytes(data)
+
+    def delete(self, key: str) -> bool:
+        return self.blobs.pop(key, None) is not None
+
+    def list(self) -> Any:
+        return iter(sorted(self.blobs))
+
+
+def test_the_engine_reads_back_only_when_asked_even_when_recording(tmp_path: pathlib.Path) -> None:
+    from taskrun import flow
+    from taskrun.cache_policies import NO_CACHE
+
+    storage = CountingStorage()
+
+    @task(persist_result=True, cache_policy=NO_CACHE, result_storage=storage, cache_result_in_memory=False)
+    def make(n: int) -> Blob:
+        return expected(n)
+
+    @task
+    def first_byte(value: Blob) -> int:
+        return value.data[0]
+
+    @flow(record=str(tmp_path / "runs.jsonl"))
+    def pipeline() -> tuple[list[Any], int]:
+        futures = make.map(range(3))
+        futures.wait()
+        return [f.state for f in futures], first_byte.submit(futures[2]).result()
+
+    states, byte = pipeline()
+    assert byte == 2 and len(storage.blobs) == 3
+    assert storage.reads == 1  # the downstream run's input; recording the runs read nothing
+    assert [s.result() for s in states] == [expected(n) for n in range(3)]
+    assert storage.reads == 4  # one read per ask
