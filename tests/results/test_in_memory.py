@@ -210,3 +210,24 @@ def test_the_engine_reads_back_only_when_asked_even_when_recording(tmp_path: pat
     assert storage.reads == 1  # the downstream run's input; recording the runs read nothing
     assert [s.result() for s in states] == [expected(n) for n in range(3)]
     assert storage.reads == 4  # one read per ask
+
+
+@pytest.mark.anyio
+async def test_async_direct_call_returns_the_value(store: pathlib.Path, marks: str) -> None:
+    t = ablob.with_options(result_storage=str(store))
+    assert await t(4, marks) == expected(4)
+    state = await t(4, marks, return_state=True)
+    assert state.name == "Cached" and state.result() == expected(4)
+
+
+def test_a_corrupt_record_is_never_a_value(store: pathlib.Path, marks: str) -> None:
+    t = blob.with_options(result_storage=str(store))
+    with ThreadPoolTaskRunner() as runner:
+        future = runner.submit(t, {"n": 3, "marks": marks})
+        assert future.result() == expected(3)
+    (record,) = [p for p in store.rglob("*") if p.is_file() and ".locks" not in p.parts]
+    data = bytearray(record.read_bytes())
+    data[-1] ^= 0xFF
+    record.write_bytes(bytes(data))
+    with pytest.raises(ResultNotAvailable, match="corrupt"):
+        future.result()
