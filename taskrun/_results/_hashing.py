@@ -256,9 +256,19 @@ class _Encoder:
 
 
 def _put(h: Any, tag: bytes, payload: bytes) -> None:
-    # tag, 8-byte length, payload: one update of the joined bytes (the same stream as
-    # three updates, so the same keys, for a third of the calls).
-    h.update(b"".join((tag, len(payload).to_bytes(8, "big"), payload)))
+    # tag, 8-byte length, payload. A small payload goes in one update of the joined bytes
+    # (the same stream as three updates, so the same keys, for a third of the calls); a
+    # large one (an array's buffer) is not copied to join it.
+    size = len(payload)
+    if size <= _JOIN_LIMIT:
+        h.update(b"".join((tag, size.to_bytes(8, "big"), payload)))
+    else:
+        h.update(tag)
+        h.update(size.to_bytes(8, "big"))
+        h.update(payload)
+
+
+_JOIN_LIMIT = 4096
 
 
 def _float(value: float) -> tuple[bytes, bytes]:
