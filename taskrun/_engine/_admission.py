@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._limits._gate import TAG_GATE
 from .._plain import PLAIN_SCALARS
+from .._results._lazy import StoredCompleted
 from ..states import Cancelled, Crashed, Failed, NotReady, StateType, describe
 from ._future import TaskFuture
 from ._resolve import collect_futures, replace_futures
@@ -205,7 +206,9 @@ def all_plain(params: dict[str, Any]) -> bool:
 def _results_hold_more(found: list[tuple[TaskFuture[Any], bool]]) -> bool:
     """True when a finished input's result is a container that may hold futures."""
     for future, _ in found:
-        if future._final and type(future._state.data) not in PLAIN_SCALARS:
+        # A value kept in the store holds no futures: it is not read back to find out.
+        if future._final and type(state := future._state) is not StoredCompleted and (
+                type(state.data) not in PLAIN_SCALARS):
             return True
     return False
 

@@ -11,7 +11,9 @@ that one check. Everything here runs for cached and persisted runs only:
   :class:`Decided` and the driver ends the run with ``run._cache.state``
   (``Completed`` named ``Cached``: no body, no retries; ``on_completion`` hooks run).
 - :func:`finish`, once the final state is known: stores a ``Completed`` value
-  (staged instead inside ``with transaction():``) and lets the lock go.
+  (staged instead inside ``with transaction():``), lets the lock go, and returns the
+  final state (one that reads its value back from the store when the task has
+  ``cache_result_in_memory=False``).
 - :func:`abandon`, when the driver itself is cancelled or crashes: lets the lock go.
 
 Blocking I/O never runs on an event loop: a sync run of a runner does it on the
@@ -31,18 +33,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._core._backend import RunCancelledSignal
 from .._core._dispatch import PROMOTE
 from .._core._workers import in_stepping_worker
+from .._results._lazy import StoredCompleted
+from .._results._policies import uses_flow_parameters
 from .._results._service import (
     CACHED_STATE_NAME,
+    FlowResultDefaults,
     Hit,
     ResultsConfig,
     RunCache,
     effective_config,
 )
+from .._results._transaction import get_transaction
 from ..states import Cancelled, Completed, Failed, State, StateType
 from ._executors import DirectAsyncExecutor, Executor, InlineExecutor
 from ._vars import current_flow_run
@@ -54,6 +60,55 @@ if TYPE_CHECKING:
 #: Flows with result defaults defined in this process (``@flow(persist_result=...)``).
 #: While it is empty, a task without result options never enters this module.
 FLOW_DEFAULTS: list[object] = []
+
+
+class RemoteFlow(NamedTuple):
+    """What a run executing in another process (Dask) needs of its flow run for caching:
+    the flow run's id (the ``RUN_ID`` part of keys), its parameters (only when the
+    task's policy hashes them, ``FLOW_PARAMETERS``) and its result defaults.
+
+    Example::
+
+        remote = remote_flow(run)        # None outside a flow, or when nothing caches
+    """
+
+    flow_run_id: uuid.UUID
+    parameters: Mapping[str, Any] | None
+    result_defaults: FlowResultDefaults | None
+
+
+def remote_flow(run: TaskRunContext, context: Any) -> RemoteFlow | None:
+    """(submitting side) The :class:`RemoteFlow` of ``run``, living in ``context``; None
+    outside a flow, or when neither the task nor its flow has result options."""
+    flow = context.get(current_flow_run, None)
+    if flow is None:
+        return None
+    defaults = flow.result_defaults
+    config = run.task._results
+    if defaults is None and config is None:
+        return None
+    merged = effective_config(config, defaults)
+    needs_parameters = merged is not None and uses_flow_parameters(merged.policy)
+    return RemoteFlow(flow.flow_run_id, flow.parameters if needs_parameters else None, defaults)
+
+
+_adopted: dict[Any, FlowResultDefaults] = {}
+
+
+def adopt_remote_flow(flow: RemoteFlow) -> RemoteFlow:
+    """(executing side) Make ``flow``'s result defaults known in this process, as defining
+    the flow would (:data:`FLOW_DEFAULTS`); equal defaults become one object, so the
+    merged configs memoized on it serve every run of the flow's tasks here."""
+    defaults = flow.result_defaults
+    if defaults is None:
+        return flow
+    try:
+        known = _adopted.setdefault(defaults, defaults)
+    except TypeError:  # a storage or serializer object that cannot be hashed
+        known = defaults
+    if not FLOW_DEFAULTS:
+        FLOW_DEFAULTS.append("remote")
+    return flow if known is defaults else flow._replace(result_defaults=known)
 
 
 class Decided(Exception):
@@ -76,7 +131,7 @@ class _View:
 
     __slots__ = ("_flow", "context")
 
-    def __init__(self, run: TaskRunContext, flow: FlowRunContext | None) -> None:
+    def __init__(self, run: TaskRunContext, flow: FlowRunContext | RemoteFlow | None) -> None:
         self.context = run
         self._flow = flow
 
@@ -109,9 +164,11 @@ class _View:
         return self.context.tags
 
 
-def _config(run: TaskRunContext) -> tuple[ResultsConfig | None, FlowRunContext | None]:
-    flow = current_flow_run.get()
-    defaults = getattr(flow, "result_defaults", None)
+def _config(run: TaskRunContext) -> tuple[ResultsConfig | None, FlowRunContext | RemoteFlow | None]:
+    flow: FlowRunContext | RemoteFlow | None = current_flow_run.get()
+    if flow is None:  # a run rebuilt in a Dask worker carries its flow's part
+        flow = getattr(run, "_remote_flow", None)
+    defaults = None if flow is None else flow.result_defaults
     return effective_config(run.task._results, defaults), flow
 
 
@@ -123,7 +180,9 @@ def _open(config: ResultsConfig, view: _View) -> tuple[RunCache, bool, Hit | Non
     return rc, True, rc.lookup()
 
 
-def _cached(hit: Hit) -> State[Any]:
+def _cached(hit: Hit, rc: RunCache) -> State[Any]:
+    if hit.value is not None and not rc.config.cache_result_in_memory and get_transaction() is None:
+        return StoredCompleted(rc.stored_result(), CACHED_STATE_NAME)  # the value read is let go
     return Completed(hit.value, name=CACHED_STATE_NAME)
 
 
@@ -168,15 +227,22 @@ async def begin(run: TaskRunContext, ex: Executor) -> None:
     if hit is not None:
         rc.release()
         caching.rc = None
-        caching.state = _cached(hit)
+        caching.state = _cached(hit, rc)
         raise Decided
 
 
-async def finish(run: TaskRunContext, state: State[Any], ex: Executor) -> None:
-    """Store a Completed run's value (not a cached one's), then let the key's lock go."""
+async def finish(run: TaskRunContext, state: State[Any], ex: Executor) -> State[Any]:
+    """Store a Completed run's value (not a cached one's), then let the key's lock go.
+
+    Returns the run's final state: ``state``, or — with ``cache_result_in_memory=False``
+    and the record written — a :class:`StoredCompleted` that reads the value back from
+    the store whenever it is asked for, so the run keeps no reference to it. A value
+    that is not written (a serializer that refused it, a failed write, a record staged
+    in a transaction) or is None stays in memory: there is nothing to read it back from.
+    """
     caching: RunCaching | None = getattr(run, "_cache", None)
     if caching is None or caching.rc is None:
-        return
+        return state
     rc = caching.rc
     caching.rc = None
     try:
@@ -192,8 +258,11 @@ async def finish(run: TaskRunContext, state: State[Any], ex: Executor) -> None:
                 rc.store(value)
             else:
                 await ex.call_user(rc.store, value)
+            if rc.written and value is not None and not rc.config.cache_result_in_memory:
+                state = StoredCompleted(rc.stored_result(), state.name, state.message)
     finally:
         rc.release()
+    return state
 
 
 def abandon(run: TaskRunContext) -> None:
@@ -204,4 +273,5 @@ def abandon(run: TaskRunContext) -> None:
         rc.release()
 
 
-__all__ = ["FLOW_DEFAULTS", "Decided", "RunCaching", "abandon", "begin", "finish"]
+__all__ = ["FLOW_DEFAULTS", "Decided", "RemoteFlow", "RunCaching", "abandon", "adopt_remote_flow", "begin",
+           "finish", "remote_flow"]

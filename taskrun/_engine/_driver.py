@@ -153,7 +153,7 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                     _events.emit_finished(run, state)
         raise
     if task._results is not None or FLOW_DEFAULTS:
-        await _caching.finish(run, state, ex)  # stores a Completed value, lets the key lock go
+        state = await _caching.finish(run, state, ex)  # stores a Completed value, lets the key lock go
     if state.type is StateType.COMPLETED:
         if task.on_completion:
             await _call_hooks(task.on_completion, run, state, ex)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._plain import LEAF_TYPES
+from .._results._lazy import StoredCompleted
 from ..annotations import BaseAnnotation, allow_failure, opaque, quote
 from ._future import TaskFuture
 
@@ -51,8 +52,10 @@ def _collect(expr: Any, found: dict[int, tuple[TaskFuture[Any], bool]], allowed:
             found[key] = (expr, False)
         else:
             return
-        if into_results and expr._final and expr._state.is_completed():
-            _collect(expr._state.data, found, allowed, True, seen)
+        # A value kept in the store holds no live future (those do not serialize): not read back here.
+        state = expr._state
+        if into_results and expr._final and state.is_completed() and type(state) is not StoredCompleted:
+            _collect(state.data, found, allowed, True, seen)
         return
     if isinstance(expr, BaseAnnotation):
         if isinstance(expr, quote):

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from . import _events
 from ._events import Event, FlowRunView
-from ._records import error_line
+from ._records import error_line, error_of
 
 T = TypeVar("T")
 _MISSING = "OpenTelemetry tracing needs the otel extra: pip install 'taskrun[otel]'"
@@ -252,7 +252,7 @@ class Tracing:
         if state is not None:
             span.set_attribute("taskrun.state", state.name)
             span.set_attribute("taskrun.state.type", state.type.value)
-            error = state.data if isinstance(state.data, BaseException) else None
+            error = error_of(state)
             if error is not None:
                 span.record_exception(error)
             if state.type.value in ("FAILED", "CRASHED"):
@@ -328,7 +328,7 @@ class Tracing:
             if name == "AwaitingRetry":
                 span.add_event("retry", {"taskrun.attempt": attempt, "message": message or ""},
                                timestamp=_ns(wall))
-        error = state.data if isinstance(state.data, BaseException) else None
+        error = error_of(state)
         if error is not None:
             span.record_exception(error, timestamp=_ns(event.wall))
         if state.type.value in ("FAILED", "CRASHED"):

@@ -12,7 +12,7 @@ from typing import IO
 
 from . import _events
 from ._events import Event
-from ._records import RunRecord, StateChange, error_line, one_line, parameters_repr
+from ._records import RunRecord, StateChange, error_line, error_of, one_line, parameters_repr
 from ._summary import Summary
 
 RECORD_ENV = "TASKRUN_RECORD"
@@ -85,7 +85,7 @@ class RecordBuilder:
         if isinstance(upstream, dict):
             record.upstream_ids = sorted({str(i) for ids in upstream.values() for i in ids})
         if state is not None:
-            error = state.data if isinstance(state.data, BaseException) else None
+            error = error_of(state)
             if error is not None:
                 record.error_type = type(error).__name__
                 record.message = error_line(error)

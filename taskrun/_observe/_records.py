@@ -84,6 +84,21 @@ def one_line(text: str | None, limit: int = MESSAGE_LIMIT) -> str | None:
     return ""
 
 
+def error_of(state: Any) -> BaseException | None:
+    """The exception a final state carries, or None. A Completed state carries none, and its
+    ``data`` is not read: with ``cache_result_in_memory=False`` that would load the value
+    back from the store.
+
+    Example::
+
+        error = error_of(state)
+    """
+    if state.type.value == "COMPLETED":
+        return None
+    data = state.data
+    return data if isinstance(data, BaseException) else None
+
+
 def error_line(exc: BaseException) -> str:
     """``TypeName: message`` on one line.
 

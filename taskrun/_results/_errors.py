@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..exceptions import TaskRunError
+
 
 class ResultsWarning(UserWarning):
     """Base class of every warning issued about cached or persisted results.
@@ -80,4 +82,20 @@ class ResultStorageKeyError(ValueError):
 
         @task(result_storage_key="{parameters[city]}.pkl")
         def weather(city: str) -> float: ...
+    """
+
+
+class ResultNotAvailable(TaskRunError):
+    """A result kept only in the store (``cache_result_in_memory=False``) could not be read back.
+
+    Raised by ``state.result()`` / ``future.result()`` when the run's record was
+    deleted (``python -m taskrun cache clear``), replaced by something unreadable, or
+    its storage cannot be reached from this process.
+
+    Example::
+
+        try:
+            value = future.result()
+        except ResultNotAvailable:
+            value = big_task(x)       # compute it again
     """

@@ -27,7 +27,7 @@ from ._locks import resolve_isolation_level
 
 __all__ = ["DEFAULT", "FLOW_PARAMETERS", "INPUTS", "NO_CACHE", "RUN_ID", "TASK_SOURCE", "CacheKeyFnPolicy",
            "CachePolicy", "CompoundPolicy", "FlowParameters", "Inputs", "NoCache", "RunId", "TaskSource",
-           "task_input_hash"]
+           "task_input_hash", "uses_flow_parameters"]
 
 
 @dataclasses.dataclass
@@ -267,6 +267,19 @@ class TaskSource(CachePolicy):
 
 
 _source_cache: dict[Any, tuple[str, str | None]] = {}
+
+
+def uses_flow_parameters(policy: CachePolicy) -> bool:
+    """True when ``policy`` (or a part of it) hashes the flow run's parameters.
+
+    Example::
+
+        assert uses_flow_parameters(INPUTS + FLOW_PARAMETERS)
+    """
+    if isinstance(policy, CompoundPolicy):
+        return any(uses_flow_parameters(p) for p in policy.policies)
+    return isinstance(policy, FlowParameters) or not isinstance(
+        policy, Inputs | TaskSource | RunId | NoCache | CacheKeyFnPolicy)
 
 
 def source_hash(fn: Callable[..., Any]) -> tuple[str, str | None]:

@@ -26,6 +26,8 @@ __all__ = ["FORMAT_VERSION", "CorruptRecord", "RecordHeader", "decode_record", "
 FORMAT_VERSION = 1
 MAGIC = b"TASKRUN-RECORD 1\n"
 _MAX_HEADER = 64 * 1024
+_MAGIC_LEN = len(MAGIC)
+_decode_json = json.JSONDecoder().decode
 
 
 class CorruptRecord(ValueError):
@@ -100,11 +102,12 @@ def decode_header(data: bytes) -> tuple[RecordHeader, int]:
     """Parse the header only: ``(header, offset of the payload)``; raises CorruptRecord."""
     if not data.startswith(MAGIC):
         raise CorruptRecord("it does not start with the record marker")
-    end = data.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
+    end = data.find(b"\n", _MAGIC_LEN, _MAGIC_LEN + _MAX_HEADER)
     if end < 0:
         raise CorruptRecord("its header is unterminated")
     try:
-        raw: Any = json.loads(data[len(MAGIC):end])
+        # json.loads(bytes) first sniffs the encoding; the header is UTF-8 by definition.
+        raw: Any = _decode_json(data[_MAGIC_LEN:end].decode("utf-8"))
         header = RecordHeader(
             key=str(raw["key"]),
             serializer=str(raw["serializer"]),

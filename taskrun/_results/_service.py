@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import math
 import os
 import string
@@ -36,6 +37,7 @@ from ._errors import (
     UnhashableInput,
     UnhashableInputWarning,
 )
+from ._lazy import StoredResult
 from ._locks import IsolationLevel, default_lock_manager, resolve_isolation_level
 from ._policies import DEFAULT, CacheKeyFnPolicy, CachePolicy, NoCache
 from ._records import CorruptRecord, RecordHeader, decode_record, encode_record
@@ -177,6 +179,10 @@ class FlowResultDefaults:
     result_serializer: Any
     _merged: dict[int, tuple[Any, ResultsConfig | None]] = dataclasses.field(
         default_factory=dict, compare=False, repr=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The memo of merged configs is keyed by object ids: it stays in its process.
+        return FlowResultDefaults, (self.persist_result, self.result_storage, self.result_serializer)
 
 
 def flow_result_defaults(
@@ -349,6 +355,11 @@ class ResultsConfig:
     on_commit: Sequence[Callable[..., Any]]
     on_rollback: Sequence[Callable[..., Any]]
 
+    @functools.cached_property
+    def serializer_name(self) -> str:
+        """The name the serializer writes into records (worked out once per config)."""
+        return serializer_name(self.serializer)
+
     @property
     def caching(self) -> bool:
         """False for ``NO_CACHE``: records are written (persistence) but never looked up."""
@@ -441,7 +452,7 @@ class RunCache:
     """
 
     __slots__ = ("_lock_manager", "_locked", "_staged_lock", "cacheable", "config", "key",
-                 "storage", "view")
+                 "storage", "view", "written")
 
     def __init__(self, config: ResultsConfig, view: RunView, key: str, cacheable: bool) -> None:
         self.config = config
@@ -452,6 +463,8 @@ class RunCache:
         self._lock_manager: Any = None
         self._locked = False
         self._staged_lock = False
+        #: True once :meth:`store` wrote the record to the storage (not staged in a transaction).
+        self.written = False
 
     # -- reading -----------------------------------------------------------------
     def lookup(self) -> Hit | None:
@@ -485,7 +498,9 @@ class RunCache:
             return None
         if header.expired():
             return None
-        serializer = serializer_for_record(header.serializer, self.config.serializer)
+        serializer = self.config.serializer
+        if header.serializer != self.config.serializer_name:
+            serializer = serializer_for_record(header.serializer, serializer)
         if serializer is None:
             warnings.warn(
                 f"cached record {self.key!r} was written with serializer {header.serializer!r}, which this "
@@ -526,7 +541,7 @@ class RunCache:
                 "result_serializer='cloudpickle' or a serializer of your own",
                 ResultNotPersistedWarning, stacklevel=2)
             return False
-        data = encode_record(self.key, bytes(payload), serializer=serializer_name(serializer),
+        data = encode_record(self.key, bytes(payload), serializer=self.config.serializer_name,
                              task=self.view.task_name, expiration=self.config.expiration)
         txn = get_transaction()
         if txn is not None:
@@ -545,11 +560,16 @@ class RunCache:
                 f"{self.storage!r} failed ({type(exc).__name__}: {exc})",
                 ResultNotPersistedWarning, stacklevel=2)
             return False
+        self.written = True
         return True
 
     async def store_async(self, value: Any) -> bool:
         """:meth:`store` on a worker thread (the event loop is not blocked)."""
         return await anyio.to_thread.run_sync(self.store, value)
+
+    def stored_result(self) -> StoredResult:
+        """Where this run's record is, to read its value back (``cache_result_in_memory=False``)."""
+        return StoredResult(self.storage, self.key, self.config.serializer, self.view.task_name)
 
     # -- locking -----------------------------------------------------------------
     def _manager(self) -> Any:

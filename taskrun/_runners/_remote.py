@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from .._engine import _printing
+from .._engine._caching import RemoteFlow, adopt_remote_flow, remote_flow
 from .._engine._future import TaskFuture
 from .._engine._logging import _ensure_default_handler
 from .._engine._record import TaskRunContext
@@ -258,10 +259,19 @@ class RunSnapshot(NamedTuple):
     #: The submitter's process: a worker in it (Dask with ``processes=False``)
     #: shares its logging, which is then left as it is.
     pid: int = 0
+    #: For an engine running remotely (Dask): the flow run's part in caching (its id,
+    #: result defaults and, when hashed, parameters); None outside a flow or when
+    #: nothing caches.
+    flow: RemoteFlow | None = None
 
 
-def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None) -> RunSnapshot:
-    """Take a snapshot of ``run`` (``parameters`` replaces the run's own)."""
+def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None,
+                with_flow: bool = False) -> RunSnapshot:
+    """Take a snapshot of ``run`` (``parameters`` replaces the run's own).
+
+    ``with_flow``: the engine runs where the snapshot goes (Dask), so it takes the
+    flow run's caching part along (:func:`~taskrun._engine._caching.remote_flow`).
+    """
     _ensure_default_handler()  # it sets the level the worker's run logger must use
     context = run._context
     assert context is not None
@@ -277,14 +287,17 @@ def snapshot_of(run: TaskRunContext, parameters: dict[str, Any] | None = None) -
         logging.getLogger(RUN_LOGGER).getEffectiveLevel(),
         carrier_of(context),
         os.getpid(),
+        remote_flow(run, context) if with_flow else None,
     )
 
 
 class RemoteRunContext(TaskRunContext):
     """A run context rebuilt in a worker; ``cancel_requested`` also asks the submitter."""
 
-    __slots__ = ("_cancel_check",)
+    __slots__ = ("_cancel_check", "_remote_flow")
     _cancel_check: Callable[[], bool] | None
+    #: The flow run's caching part, read by the engine's caching (None: no flow).
+    _remote_flow: RemoteFlow | None
     #: Events of this copy are not delivered: the submitter reports the run (a Dask
     #: worker may share the submitter's process).
     _remote_copy = True
@@ -305,6 +318,7 @@ def rebuild_run(task: Task[Any, Any], snap: RunSnapshot, cancel_check: Callable[
     run._log_prints = snap.log_prints
     run._started = True
     run._cancel_check = cancel_check
+    run._remote_flow = None if snap.flow is None else adopt_remote_flow(snap.flow)
     context.run(_enter_run, run, snap)
     return run, context
 

@@ -6,9 +6,11 @@ threads and processes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import uuid
+import weakref
 
 from taskrun import task
 from taskrun.cache_policies import INPUTS, TASK_SOURCE
@@ -32,3 +34,52 @@ def square(x: int, marks: str) -> int:
 async def asquare(x: int, marks: str) -> int:
     mark(marks, f"asquare{x}")
     return x * x
+
+
+@task
+def tenfold(x: int, marks: str) -> int:
+    """No result options of its own: it caches only under a flow's defaults."""
+    mark(marks, f"tenfold{x}")
+    return x * 10
+
+
+@task
+async def atenfold(x: int, marks: str) -> int:
+    mark(marks, f"atenfold{x}")
+    return x * 10
+
+
+@dataclasses.dataclass(eq=True)
+class Blob:
+    """A large value with identity, to watch whether the engine keeps it alive."""
+
+    n: int
+    data: bytes
+
+
+#: Weak references to every Blob a body returned in this process.
+made: list[weakref.ref[Blob]] = []
+
+
+def remember(value: Blob) -> Blob:
+    """Keep a weak reference to ``value`` (a function, so that bodies sent by value to workers
+    refer to it by name instead of carrying the list along)."""
+    made.append(weakref.ref(value))
+    return value
+
+
+@task(cache_policy=INPUTS - "marks", cache_result_in_memory=False)
+def blob(n: int, marks: str) -> Blob:
+    mark(marks, f"blob{n}")
+    return remember(Blob(n, bytes([n % 256]) * 1_000_000))
+
+
+@task(cache_policy=INPUTS - "marks", cache_result_in_memory=False)
+async def ablob(n: int, marks: str) -> Blob:
+    mark(marks, f"ablob{n}")
+    return remember(Blob(n, bytes([n % 256]) * 1_000_000))
+
+
+@task
+def size_of(values: list[Blob]) -> int:
+    return sum(len(v.data) for v in values)

@@ -72,3 +72,18 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
     fs.mkdir(bucket)
     yield bucket, options
     fs.rm(bucket, recursive=True)
+
+
+# --- a real Dask cluster on loopback (worker processes) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dask_address() -> Iterator[str]:
+    try:
+        import distributed
+    except ImportError as exc:
+        pytest.fail(f"the Dask tests need distributed (pip install -e '.[test]'): {exc}")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+        dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    ) as cluster:
+        yield str(cluster.scheduler_address)

@@ -7,7 +7,6 @@ import json
 import pathlib
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -309,16 +308,6 @@ def test_process_pool_caches_in_the_parent(store: pathlib.Path, marks: str) -> N
             assert futures.result() == [0, 1, 4, 9]
             assert {f.state.name for f in futures} == {expected}
     assert [executions(marks, f"square{x}") for x in range(4)] == [1] * 4
-
-
-@pytest.fixture(scope="module")
-def dask_address() -> Iterator[str]:
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
-        dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-    ) as cluster:
-        yield str(cluster.scheduler_address)
 
 
 @pytest.mark.parametrize("which", ["sync", "async"])

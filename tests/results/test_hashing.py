@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from taskrun._results._errors import UnhashableInput
-from taskrun._results._hashing import hash_function_source, hash_objects, hash_value
+from taskrun._results._hashing import hash_function_source, hash_objects, hash_parameters, hash_value
 from taskrun.annotations import quote
 
 
@@ -87,6 +87,17 @@ def test_known_digest_is_pinned() -> None:
          "print(hash_objects('task', {'n': 1}))"],
         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "12345"},
     ).stdout.strip()
+
+
+def test_literal_digests_are_pinned() -> None:
+    """Keys stored by earlier versions must still be found: these digests were computed before
+    the hashing fast paths (one update per field, scalars without an encoder) went in."""
+    mixed = {"x": 5, "name": "ab", "big": "a" * 10000, "items": [1, 2.5, None], "flag": True}
+    assert hash_parameters(mixed) == "67e5fe3c9a69012bc7aaa487fdbfb970aab70c3a523bc3e0a42b9aff1245c638"
+    assert hash_value({"b": [1, 2.5, None], "a": "x"}) == (
+        "9f9ebebe26e7d2824e5082276d4cae55431b0fac71cc82f72a8611b62be5064a")
+    assert hash_parameters({"data": b"z" * 5000}) == (
+        "d1f95daa357367d772dd77edc435e8774356869b963396fbd0834ca62c9ded3b")
 
 
 def test_same_digest_in_another_process_with_another_hash_seed() -> None:

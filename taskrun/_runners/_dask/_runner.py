@@ -354,8 +354,8 @@ class _Session:
                 return None
         try:
             blob = self._task_blob(run.task)
-            snapshot = snapshot_of(run)
-            if not found and run.wait_for is None and plain_values(run.parameters):
+            snapshot = snapshot_of(run, with_flow=True)
+            if not found and run.wait_for is None and snapshot.flow is None and plain_values(run.parameters):
                 payload = pickle.dumps((blob, None, snapshot), protocol=5)
             else:
                 payload = dumps((blob, run.wait_for, snapshot), on_future=lambda f: reductions.get(id(f)))
