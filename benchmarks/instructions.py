@@ -1,6 +1,6 @@
 """Instructions per run, counted by valgrind: a figure the machine's load does not move.
 
-Run: python -m benchmarks.instructions [async|trio|sync|submit|chain|tagged ...]
+Run: python -m benchmarks.instructions [async|trio|sync|submit|chain|tagged|recorded ...]
 
 ``submit`` is 20,000 single ``task.submit`` calls (no ``wait_for``): with ``sync``
 and ``chain`` it splits a chain link's cost into submission and dependency.
@@ -13,6 +13,11 @@ move by about 1,000 in 70,000, so they show whether a change to the per-run path
 saved or cost work. (They count work, not waiting: lock hand-offs between
 threads cost time that no instruction count shows.) Needs ``valgrind`` on PATH;
 about a minute per workload.
+
+``recorded`` is ``sync`` with ``TASKRUN_RECORD`` set (the runner keeps its records
+and appends them as JSON Lines to a temporary file), counted until the runner has
+closed, so every record is built and written: set against ``sync``, it is what
+recording costs per run, the delivery thread's work included.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import sys
 N = 20_000
 
 _CHILD = r'''
-import sys
+import os, sys, tempfile
 import anyio
 import taskrun.limits as limits
 from taskrun import ThreadPoolTaskRunner, task
@@ -64,16 +69,19 @@ def chain():
         assert f.result() == N - 1
 
 workload = sys.argv[1]
+if workload == "recorded":
+    records = tempfile.TemporaryDirectory()
+    os.environ["TASKRUN_RECORD"] = os.path.join(records.name, "runs.jsonl")
 for _ in range(int(sys.argv[2])):
     if workload == "async": anyio.run(amap)
     elif workload == "trio": anyio.run(amap, backend="trio")
-    elif workload == "sync": smap(noop)
+    elif workload in ("sync", "recorded"): smap(noop)
     elif workload == "tagged": smap(tagged)
     elif workload == "submit": submit_each()
     elif workload == "chain": chain()
 '''
 
-WORKLOADS = ("async", "trio", "sync", "submit", "chain", "tagged")
+WORKLOADS = ("async", "trio", "sync", "submit", "chain", "tagged", "recorded")
 
 
 def _count(workload: str, rounds: int) -> int:
