@@ -10,6 +10,7 @@ VALUE_LIMIT = 60
 MESSAGE_LIMIT = 300
 
 _FINAL_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
+_PLAIN = frozenset({int, float, str, bool, bytes, type(None)})
 
 
 class StateChange(NamedTuple):
@@ -38,6 +39,9 @@ def short_repr(value: Any, limit: int = VALUE_LIMIT) -> str:
 
         assert short_repr("x" * 100, limit=10) == "'xxxxxxxx…"
     """
+    if value.__class__ in _PLAIN:  # the common parameters: no future to look for, a repr that cannot fail
+        text = repr(value)
+        return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
     run = getattr(value, "_run", None)
     if run is not None and hasattr(value, "task_run_id"):  # a future: name its run, not its state then
         return _clip(f"<future of {getattr(run, 'task_run_name', '?')}>", limit)
