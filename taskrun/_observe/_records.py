@@ -65,7 +65,13 @@ def parameters_repr(parameters: dict[str, Any] | None, limit: int = PARAMETERS_L
     parts = []
     total = 0
     for name, value in parameters.items():
-        part = f"{name}={short_repr(value, value_limit)}"
+        if value.__class__ in _PLAIN:  # short_repr's first case, inline: one call less per parameter
+            text = repr(value)
+            if len(text) > value_limit:
+                text = text[: max(value_limit - 1, 0)] + "…"
+        else:
+            text = short_repr(value, value_limit)
+        part = f"{name}={text}"
         parts.append(part)
         total += len(part) + 2
         if total > limit:
