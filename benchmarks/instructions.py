@@ -1,6 +1,6 @@
 """Instructions per run, counted by valgrind: a figure the machine's load does not move.
 
-Run: python -m benchmarks.instructions [async|trio|sync|submit|chain|tagged|recorded ...]
+Run: python -m benchmarks.instructions [async|trio|sync|submit|chain|tagged|recorded|events|delivered ...]
 
 ``submit`` is 20,000 single ``task.submit`` calls (no ``wait_for``): with ``sync``
 and ``chain`` it splits a chain link's cost into submission and dependency.
@@ -17,7 +17,15 @@ about a minute per workload.
 ``recorded`` is ``sync`` with ``TASKRUN_RECORD`` set (the runner keeps its records
 and appends them as JSON Lines to a temporary file), counted until the runner has
 closed, so every record is built and written: set against ``sync``, it is what
-recording costs per run, the delivery thread's work included.
+recording costs per run, the delivery thread's work included. It is the least
+steady of these counts: how the delivery thread's batches fall against the map's
+threads moves it by a tenth between sittings on a loaded machine.
+
+``delivered`` counts the recorder's own work alone, on one thread, so it is as
+steady as the others: each round makes 20,000 new runs and the events a map emits
+for them, then feeds those to a Recorder writing JSON Lines as the delivery thread
+would. ``events`` is the same without the Recorder; ``delivered`` minus ``events``
+is what recording one run costs the delivery thread, printed when both are asked for.
 """
 
 from __future__ import annotations
@@ -68,12 +76,41 @@ def chain():
             f = noop.submit(i, wait_for=[f] if f is not None else None)
         assert f.result() == N - 1
 
+def replay(deliver):
+    # One thread, so the count is steady: N new runs and the events a map emits for
+    # them (submitted, Running, Completed), then, if asked, a Recorder fed as the
+    # delivery thread feeds it (trees without subscribe_raw got Event objects).
+    import contextvars
+    from taskrun._engine._record import TaskRunContext
+    from taskrun._observe import _events
+    from taskrun._observe._recorder import Recorder
+    from taskrun.states import Completed, Running
+    context = contextvars.copy_context()
+    raw = []
+    for i in range(N):
+        run = TaskRunContext(noop, {"x": i}, noop.tags, context)
+        run.attempt = 1
+        at = 10**12 + 10 * i
+        raw += [("submitted", run, None, None, at, "MainThread", None, False, None),
+                ("state", run, None, Running(), at + 5, "worker-0", None, False, None),
+                ("finished", run, None, Completed(i), at + 9, "worker-0", None, False, None)]
+    if not deliver:
+        return
+    if not hasattr(_events, "subscribe_raw"):
+        raw = [_events.Event(k, r, f, s, m / 1e9, m / 1e9 + _events._wall_offset, t, 1, w, c, x)
+               for k, r, f, s, m, t, w, c, x in raw]
+    recorder = Recorder(os.path.join(records.name, "runs.jsonl"), keep=False)
+    with open(recorder.path, "a", encoding="utf-8") as recorder._file:
+        for i in range(0, len(raw), 5000):
+            recorder._on_batch(raw[i:i + 5000])
+
 workload = sys.argv[1]
+records = tempfile.TemporaryDirectory()
 if workload == "recorded":
-    records = tempfile.TemporaryDirectory()
     os.environ["TASKRUN_RECORD"] = os.path.join(records.name, "runs.jsonl")
 for _ in range(int(sys.argv[2])):
-    if workload == "async": anyio.run(amap)
+    if workload in ("events", "delivered"): replay(workload == "delivered")
+    elif workload == "async": anyio.run(amap)
     elif workload == "trio": anyio.run(amap, backend="trio")
     elif workload in ("sync", "recorded"): smap(noop)
     elif workload == "tagged": smap(tagged)
@@ -81,7 +118,7 @@ for _ in range(int(sys.argv[2])):
     elif workload == "chain": chain()
 '''
 
-WORKLOADS = ("async", "trio", "sync", "submit", "chain", "tagged", "recorded")
+WORKLOADS = ("async", "trio", "sync", "submit", "chain", "tagged", "recorded", "events", "delivered")
 
 
 def _count(workload: str, rounds: int) -> int:
@@ -112,8 +149,13 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}", file=sys.stderr)
         return 2
+    counts = {}
     for workload in chosen:
-        print(f"{workload:7s} {per_run(workload):>8,} instructions per run", flush=True)
+        counts[workload] = per_run(workload)
+        print(f"{workload:9s} {counts[workload]:>8,} instructions per run", flush=True)
+    if "events" in counts and "delivered" in counts:
+        print(f"recorder  {counts['delivered'] - counts['events']:>8,} instructions per run "
+              "(delivered - events: the delivery thread's work for one recorded run)")
     return 0
 
 
