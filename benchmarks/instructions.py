@@ -17,9 +17,9 @@ about a minute per workload.
 ``recorded`` is ``sync`` with ``TASKRUN_RECORD`` set (the runner keeps its records
 and appends them as JSON Lines to a temporary file), counted until the runner has
 closed, so every record is built and written: set against ``sync``, it is what
-recording costs per run, the delivery thread's work included. It is the least
-steady of these counts: how the delivery thread's batches fall against the map's
-threads moves it by a tenth between sittings on a loaded machine.
+recording costs per run, the delivery thread's work included. How the delivery
+thread's batches fall against the map's threads differs from sitting to sitting,
+so the recorder's own work is also counted on one thread:
 
 ``delivered`` counts the recorder's own work alone, on one thread, so it is as
 steady as the others: each round makes 20,000 new runs and the events a map emits
