@@ -1,6 +1,6 @@
 """Instructions per run, counted by valgrind: a figure the machine's load does not move.
 
-Run: python -m benchmarks.instructions [async|trio|sync|submit|chain|tagged ...]
+Run: python -m benchmarks.instructions [async|trio|sync|submit|chain|tagged|recorded|events|delivered ...]
 
 ``submit`` is 20,000 single ``task.submit`` calls (no ``wait_for``): with ``sync``
 and ``chain`` it splits a chain link's cost into submission and dependency.
@@ -13,6 +13,19 @@ move by about 1,000 in 70,000, so they show whether a change to the per-run path
 saved or cost work. (They count work, not waiting: lock hand-offs between
 threads cost time that no instruction count shows.) Needs ``valgrind`` on PATH;
 about a minute per workload.
+
+``recorded`` is ``sync`` with ``TASKRUN_RECORD`` set (the runner keeps its records
+and appends them as JSON Lines to a temporary file), counted until the runner has
+closed, so every record is built and written: set against ``sync``, it is what
+recording costs per run, the delivery thread's work included. How the delivery
+thread's batches fall against the map's threads differs from sitting to sitting,
+so the recorder's own work is also counted on one thread:
+
+``delivered`` counts the recorder's own work alone, on one thread, so it is as
+steady as the others: each round makes 20,000 new runs and the events a map emits
+for them, then feeds those to a Recorder writing JSON Lines as the delivery thread
+would. ``events`` is the same without the Recorder; ``delivered`` minus ``events``
+is what recording one run costs the delivery thread, printed when both are asked for.
 """
 
 from __future__ import annotations
@@ -26,7 +39,7 @@ import sys
 N = 20_000
 
 _CHILD = r'''
-import sys
+import os, sys, tempfile
 import anyio
 import taskrun.limits as limits
 from taskrun import ThreadPoolTaskRunner, task
@@ -63,22 +76,67 @@ def chain():
             f = noop.submit(i, wait_for=[f] if f is not None else None)
         assert f.result() == N - 1
 
+def replay(deliver):
+    # One thread, so the count is steady: N new runs and the events a map emits for
+    # them (submitted, Running, Completed), then, if asked, a Recorder fed as the
+    # delivery thread feeds it (trees without subscribe_raw got Event objects).
+    import contextvars
+    from taskrun._engine._record import TaskRunContext
+    from taskrun._observe import _events
+    from taskrun._observe._recorder import Recorder
+    from taskrun.states import Completed, Running
+    context = contextvars.copy_context()
+    raw = []
+    for i in range(N):
+        run = TaskRunContext(noop, {"x": i}, noop.tags, context)
+        run.attempt = 1
+        at = 10**12 + 10 * i
+        raw += [("submitted", run, None, None, at, "MainThread", None, False, None),
+                ("state", run, None, Running(), at + 5, "worker-0", None, False, None),
+                ("finished", run, None, Completed(i), at + 9, "worker-0", None, False, None)]
+    if not deliver:
+        return
+    if not hasattr(_events, "subscribe_raw"):
+        raw = [_events.Event(k, r, f, s, m / 1e9, m / 1e9 + _events._wall_offset, t, 1, w, c, x)
+               for k, r, f, s, m, t, w, c, x in raw]
+    recorder = Recorder(os.path.join(records.name, "runs.jsonl"), keep=False)
+    with open(recorder.path, "a", encoding="utf-8") as recorder._file:
+        for i in range(0, len(raw), 5000):
+            recorder._on_batch(raw[i:i + 5000])
+
 workload = sys.argv[1]
+records = tempfile.TemporaryDirectory()
+if workload == "recorded":
+    os.environ["TASKRUN_RECORD"] = os.path.join(records.name, "runs.jsonl")
 for _ in range(int(sys.argv[2])):
-    if workload == "async": anyio.run(amap)
+    if workload in ("events", "delivered"): replay(workload == "delivered")
+    elif workload == "async": anyio.run(amap)
     elif workload == "trio": anyio.run(amap, backend="trio")
-    elif workload == "sync": smap(noop)
+    elif workload in ("sync", "recorded"): smap(noop)
     elif workload == "tagged": smap(tagged)
     elif workload == "submit": submit_each()
     elif workload == "chain": chain()
 '''
 
-WORKLOADS = ("async", "trio", "sync", "submit", "chain", "tagged")
+WORKLOADS = ("async", "trio", "sync", "submit", "chain", "tagged", "recorded", "events", "delivered")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # imports from .pyc: a steadier start-up
+    return env
+
+
+def _warm(workload: str) -> None:
+    """Run ``workload`` once, small and without valgrind, so every module it imports has
+    its .pyc written before the counts: else the first count (three rounds) also pays
+    for compiling them, about 15k instructions per run on a tree with no .pyc yet."""
+    subprocess.run([sys.executable, "-c", _CHILD, workload, "1", "200"], env=_env(), check=True,
+                   capture_output=True)
 
 
 def _count(workload: str, rounds: int) -> int:
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # imports from .pyc: a steadier start-up
+    env = _env()
     out = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
          sys.executable, "-c", _CHILD, workload, str(rounds), str(N)],
@@ -92,6 +150,7 @@ def _count(workload: str, rounds: int) -> int:
 
 def per_run(workload: str) -> int:
     """Instructions one run of ``workload`` costs (three rounds minus one, per run)."""
+    _warm(workload)
     return (_count(workload, 3) - _count(workload, 1)) // (2 * N)
 
 
@@ -104,8 +163,13 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}", file=sys.stderr)
         return 2
+    counts = {}
     for workload in chosen:
-        print(f"{workload:7s} {per_run(workload):>8,} instructions per run", flush=True)
+        counts[workload] = per_run(workload)
+        print(f"{workload:9s} {counts[workload]:>8,} instructions per run", flush=True)
+    if "events" in counts and "delivered" in counts:
+        print(f"recorder  {counts['delivered'] - counts['events']:>8,} instructions per run "
+              "(delivered - events: the delivery thread's work for one recorded run)")
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._core._seam import DispatchedRun
 from .._ids import new_uuid
+from .._plain import LEAF_TYPES
 from ._resolve import collect_futures
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ class TaskRunContext(DispatchedRun):
         if not self._deps_computed:
             raw = self._raw_parameters if self._raw_parameters is not None else self.parameters
             for name, value in raw.items():
+                if type(value) in LEAF_TYPES:  # no future in it (collect_futures' first test)
+                    continue
                 found = collect_futures(value)
                 if found:
                     deps.setdefault(name, set()).update(f.task_run_id for f, _ in found)

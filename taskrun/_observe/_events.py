@@ -31,6 +31,8 @@ logger = logging.getLogger("taskrun.events")
 EventKind = Literal["submitted", "state", "placed", "finished", "flow_started", "flow_finished"]
 DELIVERY_INTERVAL = 0.05
 _BATCH_MAX = 5000
+_NS = 1_000_000_000
+_SUBMITTED_RUNS = "submitted runs"  # a buffer entry's kind: many runs, one submission
 
 # --------------------------------------------------------------------------- views
 
@@ -132,6 +134,12 @@ class Event(NamedTuple):
     context: Any
 
 
+RawEvent = tuple[EventKind, "RunView | None", "FlowRunView | None", "State[Any] | None", int, str,
+                 "str | None", bool, Any]
+"""An event as the emitters buffer it: an :class:`Event`'s fields without ``wall`` and ``pid``,
+and ``monotonic`` in integer nanoseconds, ``time.monotonic_ns()``
+(``kind, run, flow, state, monotonic_ns, thread, worker, cached, context``)."""
+
 Callback = Callable[[Event], object]
 BatchCallback = Callable[[Sequence[Event]], object]
 
@@ -142,9 +150,10 @@ ACTIVE: bool = False
 
 _buffer: collections.deque[Any] = collections.deque()
 _append = _buffer.append
-_mono = time.monotonic
+_mono = time.monotonic_ns  # integers in the buffer: written as decimals, with no float to format
 _thread = threading.current_thread
-_wall_offset = time.time() - time.monotonic()
+_wall_offset_ns = time.time_ns() - time.monotonic_ns()
+_wall_offset = _wall_offset_ns / 1e9
 _pid = os.getpid()
 _current_flow: contextvars.ContextVar[FlowRunView | None] = contextvars.ContextVar(
     "taskrun_current_flow_run", default=None
@@ -152,6 +161,9 @@ _current_flow: contextvars.ContextVar[FlowRunView | None] = contextvars.ContextV
 _subscribers: tuple[Subscription, ...] = ()
 _lock = threading.Lock()
 _deliverer: _Deliverer | None = None
+
+# Run classes -> whether their runs are a worker's copies (``_remote_copy``, a class attribute).
+_remote_classes: dict[type, bool] = {}
 
 # Set by the tracing subscriber: captures the caller's trace context at submission.
 _context_capture: Callable[[], Any] | None = None
@@ -196,6 +208,21 @@ def emit_submitted(run: RunView) -> None:
                  capture() if capture is not None else None))
 
 
+def emit_submitted_runs(runs: Sequence[RunView]) -> None:
+    """(engine) :func:`emit_submitted` for each of ``runs``, submitted together: one entry
+    in the buffer, one clock reading, expanded to an event per run on delivery.
+
+    Example::
+
+        if _events.ACTIVE:
+            _events.emit_submitted_runs(runs)
+    """
+    if ACTIVE and runs:
+        capture = _context_capture
+        _append((_SUBMITTED_RUNS, tuple(runs), _current_flow.get(), None, _mono(), _thread().name, None,
+                 False, capture() if capture is not None else None))
+
+
 def emit_state(run: RunView, state: State[Any], *, worker: str | None = None,
                at: float | None = None) -> None:
     """(engine) ``run`` entered the non-final ``state``; ``worker`` names a remote worker,
@@ -207,7 +234,7 @@ def emit_state(run: RunView, state: State[Any], *, worker: str | None = None,
             _events.emit_state(run, Running())
     """
     if ACTIVE:
-        mono = _mono() if at is None else at - _wall_offset
+        mono = _mono() if at is None else max(round(at * 1e9) - _wall_offset_ns, 0)
         _append(("state", run, _current_flow.get(), state, mono, _thread().name, worker, False, None))
 
 
@@ -326,12 +353,15 @@ class Subscription:
             ...  # events are printed from the taskrun-events thread
     """
 
-    __slots__ = ("_active", "batched", "callback", "ticks")
+    __slots__ = ("_active", "batched", "callback", "raw", "ticks")
 
-    def __init__(self, callback: Callable[[Any], object], batched: bool, ticks: bool = False) -> None:
+    def __init__(self, callback: Callable[[Any], object], batched: bool, ticks: bool = False,
+                 raw: bool = False) -> None:
         self.callback = callback
         self.batched = batched
         self.ticks = ticks
+        #: Takes the buffer's tuples (:data:`RawEvent`) in batches, not :class:`Event` objects.
+        self.raw = raw
         self._active = True
 
     @property
@@ -359,7 +389,7 @@ class Subscription:
                  tb: TracebackType | None) -> None:
         self.unsubscribe()
 
-    def _deliver(self, batch: list[Event]) -> None:
+    def _deliver(self, batch: Sequence[Any]) -> None:
         if not self._active:
             return
         if self.batched:
@@ -399,8 +429,24 @@ def subscribe(callback: Callable[[Any], object], *, batched: bool = False,
         raise TypeError(f"subscribe() needs a callable taking one event, got {callback!r}")
     if ticks and not batched:
         raise ValueError("subscribe(ticks=True) needs batched=True: ticks are empty batches")
+    return _add(Subscription(callback, batched, ticks))
+
+
+def subscribe_raw(callback: Callable[[list[RawEvent]], object]) -> Subscription:
+    """(taskrun's own subscribers) :func:`subscribe` for ``callback(batch)`` with each
+    event as the buffer's plain tuple, a :data:`RawEvent`: no :class:`Event` is built
+    for it, and while every subscriber is raw none is built at all.
+
+    Example::
+
+        with subscribe_raw(lambda batch: print(len(batch), "events")):
+            my_task.map(range(10)).wait()
+    """
+    return _add(Subscription(callback, True, raw=True))
+
+
+def _add(subscription: Subscription) -> Subscription:
     global _subscribers, ACTIVE, _deliverer
-    subscription = Subscription(callback, batched, ticks)
     with _lock:
         _subscribers = (*_subscribers, subscription)
         ACTIVE = True
@@ -476,27 +522,42 @@ class _Deliverer:
         delivered = False
         pop = _buffer.popleft
         while _buffer:
-            batch: list[Event] = []
+            batch: list[RawEvent] = []
+            add = batch.append
             marker: threading.Event | None = None
             while len(batch) < _BATCH_MAX:
                 try:
                     item = pop()
                 except IndexError:
                     break
-                if isinstance(item, threading.Event):
+                if item.__class__ is not tuple:
                     marker = item
                     break
-                kind, run, flow, state, mono, thread, worker, cached, context = item
-                if run is not None and (not hasattr(run, "task") or getattr(run, "_remote_copy", False)):
-                    # A future unpickled elsewhere knows only its run's id and name; a
-                    # worker's copy of a run is reported by the submitter.
+                run = item[1]
+                if item[0] is _SUBMITTED_RUNS:
+                    _expand(item, add)
                     continue
-                batch.append(Event(kind, run, flow, state, mono, mono + _wall_offset,
-                                   thread, _pid, worker, cached, context))
+                if run is not None:
+                    remote = _remote_classes.get(run.__class__)
+                    if remote is None:
+                        remote = _remote_classes[run.__class__] = bool(getattr(run, "_remote_copy", False))
+                    if remote or not hasattr(run, "task"):
+                        # A worker's copy of a run is reported by the submitter; a future
+                        # unpickled elsewhere knows only its run's id and name.
+                        continue
+                add(item)
             if batch:
                 delivered = True
+                events: list[Event] | None = None
                 for subscription in _subscribers:
-                    subscription._deliver(batch)
+                    if subscription.raw:
+                        subscription._deliver(batch)
+                        continue
+                    if events is None:  # built once, and only for a subscriber that takes them
+                        events = [Event(kind, run, flow, state, ns / 1e9, (ns + _wall_offset_ns) / _NS,
+                                        thread, _pid, worker, cached, context)
+                                  for kind, run, flow, state, ns, thread, worker, cached, context in batch]
+                    subscription._deliver(events)
             if marker is not None:
                 marker.set()
         return delivered
@@ -506,6 +567,17 @@ class _Deliverer:
         for item in list(_buffer):
             if isinstance(item, threading.Event):
                 item.set()
+
+
+def _expand(item: tuple[Any, ...], add: Callable[[RawEvent], object]) -> None:
+    """The ``submitted`` events of one :func:`emit_submitted_runs` entry."""
+    _, runs, flow, _, mono, thread, _, _, context = item
+    for run in runs:
+        remote = _remote_classes.get(run.__class__)
+        if remote is None:
+            remote = _remote_classes[run.__class__] = bool(getattr(run, "_remote_copy", False))
+        if not remote and hasattr(run, "task"):
+            add(("submitted", run, flow, None, mono, thread, None, False, context))
 
 
 def _shutdown() -> None:
@@ -525,6 +597,7 @@ __all__ = [
     "FlowRunInfo",
     "FlowRunView",
     "FlowToken",
+    "RawEvent",
     "RunView",
     "Subscription",
     "TaskView",
@@ -536,6 +609,8 @@ __all__ = [
     "on_this_thread",
     "emit_state",
     "emit_submitted",
+    "emit_submitted_runs",
     "flush",
     "subscribe",
+    "subscribe_raw",
 ]

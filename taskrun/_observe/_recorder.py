@@ -11,87 +11,13 @@ from types import TracebackType
 from typing import IO
 
 from . import _events
-from ._events import Event
-from ._records import RunRecord, StateChange, error_line, error_of, one_line, parameters_repr
+from ._events import RawEvent
+from ._jsonl import rows_text
+from ._records import RunRecord
+from ._rows import Row, RowBuilder, row_record
 from ._summary import Summary
 
 RECORD_ENV = "TASKRUN_RECORD"
-
-
-class RecordBuilder:
-    """Folds events into :class:`RunRecord` objects; hands back each run when it finishes.
-
-    Example::
-
-        builder = RecordBuilder()
-        for event in events:
-            finished = builder.add(event)
-            if finished is not None:
-                print(finished.task_run_name, finished.state_name)
-    """
-
-    def __init__(self) -> None:
-        # Keyed by the run object's id(): the object stays alive while its run is open
-        # (the events hold it), and this spares a str(UUID) per event.
-        self.open: dict[int, RunRecord] = {}
-
-    def _record_for(self, event: Event) -> RunRecord:
-        run = event.run
-        assert run is not None
-        record = self.open.get(id(run))
-        if record is None:
-            flow = event.flow
-            record = RunRecord(
-                task_run_id=str(run.task_run_id),
-                task_name=str(getattr(run.task, "name", "?")),
-                task_run_name=str(run.task_run_name),
-                flow_run_id=str(flow.flow_run_id) if flow is not None else None,
-                flow_run_name=flow.flow_run_name if flow is not None else None,
-                parameters=parameters_repr(run.parameters),
-                tags=sorted(str(t) for t in run.tags),
-                pid=event.pid,
-            )
-            self.open[id(run)] = record
-        elif record.flow_run_id is None and event.flow is not None:
-            record.flow_run_id = str(event.flow.flow_run_id)
-            record.flow_run_name = event.flow.flow_run_name
-        return record
-
-    def add(self, event: Event) -> RunRecord | None:
-        """Take one event; return the run's record if this event finished it."""
-        if event.run is None:
-            return None
-        record = self._record_for(event)
-        if event.kind == "submitted":
-            record.states.append(StateChange("PENDING", "Pending", event.monotonic, event.wall))
-            return None
-        state = event.state
-        if state is not None:
-            kind = state.type.value
-            record.states.append(StateChange(kind, state.name, event.monotonic, event.wall))
-            if kind == "RUNNING" and record.thread is None:
-                record.thread = event.thread
-                record.pid = event.pid
-        elif event.kind == "placed" and event.worker is None:
-            record.thread = event.thread  # the thread the body ran on (a retry may run elsewhere)
-        if event.worker is not None:
-            record.worker = event.worker
-        if event.kind != "finished":
-            return None
-        run = event.run
-        record.attempts = int(run.attempt)
-        record.cached = bool(event.cached)
-        upstream = getattr(run, "dependencies", None)
-        if isinstance(upstream, dict):
-            record.upstream_ids = sorted({str(i) for ids in upstream.values() for i in ids})
-        if state is not None:
-            error = error_of(state)
-            if error is not None:
-                record.error_type = type(error).__name__
-                record.message = error_line(error)
-            else:
-                record.message = one_line(state.message)
-        return self.open.pop(id(run))
 
 
 class Recorder:
@@ -115,11 +41,24 @@ class Recorder:
         self.keep = keep
         #: Only the runs of this flow run (its id as a str), if set.
         self.flow_run_id = flow_run_id
-        self.records: list[RunRecord] = []
-        self._builder = RecordBuilder()
+        self._records: list[RunRecord] = []
+        self._rows: list[Row] = []  # finished, kept, not yet made into records
+        self._builder = RowBuilder()
         self._file: IO[str] | None = None
         self._subscription: _events.Subscription | None = None
         self._lock = threading.Lock()
+
+    @property
+    def records(self) -> list[RunRecord]:
+        """The finished runs recorded so far (with ``keep``), oldest first.
+
+        Runs are kept compactly as they finish and made into records here, when asked.
+        """
+        with self._lock:
+            rows, self._rows = self._rows, []
+            if rows:
+                self._records.extend(map(row_record, rows))
+            return self._records
 
     def start(self) -> Recorder:
         """Open the file (append) and subscribe; :meth:`close` undoes both."""
@@ -127,8 +66,10 @@ class Recorder:
             raise RuntimeError("this Recorder is already recording; make a new one or close() it first")
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
-        self._subscription = _events.subscribe(self._on_batch, batched=True)
+            # backslashreplace: a lone surrogate (a file name decoded with surrogateescape,
+            # say) is written as its JSON escape, and reads back as itself.
+            self._file = self.path.open("a", encoding="utf-8", errors="backslashreplace")
+        self._subscription = _events.subscribe_raw(self._on_batch)
         return self
 
     def close(self) -> None:
@@ -148,27 +89,27 @@ class Recorder:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def _on_batch(self, batch: Sequence[Event]) -> None:
-        finished = [r for r in map(self._builder.add, batch) if r is not None]
+    def _on_batch(self, batch: Sequence[RawEvent]) -> None:
+        finished = self._builder.add(batch)
         if self.flow_run_id is not None:
-            finished = [r for r in finished if r.flow_run_id == self.flow_run_id]
+            finished = [r for r in finished if r[3] == self.flow_run_id]
         if not finished:
             return
+        text = rows_text(finished) if self._file is not None else ""
         with self._lock:
             if self.keep:
-                self.records.extend(finished)
+                self._rows.extend(finished)
             if self._file is not None:
-                self._file.writelines(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in finished)
+                self._file.write(text)
                 self._file.flush()
 
     def unfinished(self) -> list[RunRecord]:
         """Records of runs seen but not finished yet (a snapshot)."""
-        return list(self._builder.open.values())
+        return self._builder.unfinished()
 
     def summary(self) -> Summary:
         """A :class:`~taskrun.report.Summary` of the finished runs recorded so far."""
-        with self._lock:
-            return Summary(list(self.records))
+        return Summary(list(self.records))
 
 
 def recorder_from_env(environ: dict[str, str] | None = None) -> Recorder | None:
@@ -217,6 +158,6 @@ def read_records(path: str | os.PathLike[str]) -> list[RunRecord]:
 
 def write_records(records: Iterable[RunRecord], path: str | os.PathLike[str]) -> None:
     """Write ``records`` as JSON Lines to ``path`` (replacing it)."""
-    with Path(path).open("w", encoding="utf-8") as file:
+    with Path(path).open("w", encoding="utf-8", errors="backslashreplace") as file:
         for record in records:
             file.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")

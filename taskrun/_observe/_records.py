@@ -10,6 +10,7 @@ VALUE_LIMIT = 60
 MESSAGE_LIMIT = 300
 
 _FINAL_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
+_PLAIN = frozenset({int, float, str, bool, bytes, type(None)})
 
 
 class StateChange(NamedTuple):
@@ -38,6 +39,9 @@ def short_repr(value: Any, limit: int = VALUE_LIMIT) -> str:
 
         assert short_repr("x" * 100, limit=10) == "'xxxxxxxx…"
     """
+    if value.__class__ in _PLAIN:  # the common parameters: no future to look for, a repr that cannot fail
+        text = repr(value)
+        return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
     run = getattr(value, "_run", None)
     if run is not None and hasattr(value, "task_run_id"):  # a future: name its run, not its state then
         return _clip(f"<future of {getattr(run, 'task_run_name', '?')}>", limit)
@@ -61,7 +65,13 @@ def parameters_repr(parameters: dict[str, Any] | None, limit: int = PARAMETERS_L
     parts = []
     total = 0
     for name, value in parameters.items():
-        part = f"{name}={short_repr(value, value_limit)}"
+        if value.__class__ in _PLAIN:  # short_repr's first case, inline: one call less per parameter
+            text = repr(value)
+            if len(text) > value_limit:
+                text = text[: max(value_limit - 1, 0)] + "…"
+        else:
+            text = short_repr(value, value_limit)
+        part = f"{name}={text}"
         parts.append(part)
         total += len(part) + 2
         if total > limit:

@@ -171,8 +171,7 @@ class TaskRunner(abc.ABC, Generic[F]):
                 run.add_dependencies(dependencies)
             runs.append(run)
         if _events.ACTIVE:
-            for run in runs:
-                _events.emit_submitted(run)
+            _events.emit_submitted_runs(runs)
         return runs
 
     @abc.abstractmethod
