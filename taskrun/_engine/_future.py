@@ -315,37 +315,6 @@ class TaskFuture(abc.ABC, Generic[R]):
         return f"<{type(self).__name__} {name!r} state={self._state.name}>"
 
 
-_CHUNK = 64
-
-
-def add_done_callback_to_each(futures: list[TaskFuture[Any]], fn: Callable[[Any], object]) -> None:
-    """``f.add_done_callback(fn)`` for each future, taking the lock once per 64.
-
-    A map's waiter registers on every run's future while worker threads finish
-    them under the same lock; one acquisition per future made them queue. A
-    list holding a future whose class has its own ``add_done_callback`` (Dask's)
-    gets one call per future.
-    """
-    plain = TaskFuture.add_done_callback
-    if any(type(f).add_done_callback is not plain for f in futures):
-        for f in futures:
-            f.add_done_callback(fn)
-        return
-    final: list[TaskFuture[Any]] = []
-    for start in range(0, len(futures), _CHUNK):
-        chunk = futures[start:start + _CHUNK]
-        with _lock:  # no call under it: += instead of append
-            for f in chunk:
-                if f._final:
-                    final += (f,)
-                elif f._callbacks is None:
-                    f._callbacks = [fn]
-                else:
-                    f._callbacks += (fn,)
-    for f in final:
-        _call_callback(fn, f)
-
-
 def _call_callback(fn: Callable[[Any], object], future: TaskFuture[Any]) -> None:
     # Every exception is contained, SystemExit and CancelledError too: the other
     # callbacks (waiters, dependants' counters) must still be served, and the

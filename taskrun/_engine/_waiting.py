@@ -20,7 +20,6 @@ from ._future import (
     _block_until,
     _LoopNotifier,
     _refuse_blocking_on_loop,
-    add_done_callback_to_each,
     check_timeout,
 )
 from ._resolve import collect_futures, replace_futures
@@ -119,7 +118,8 @@ class _CountdownWait:
 
     def register(self, fire: Callable[[Any], None]) -> None:
         self._countdown = _Countdown(len(self._pending), self._stop_on_failure, fire)
-        add_done_callback_to_each(self._pending, self._countdown)
+        for f in self._pending:
+            f.add_done_callback(self._countdown)
 
     def unregister(self, _: Any) -> None:
         if self._countdown is not None and any(not f._final for f in self._pending):

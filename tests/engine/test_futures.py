@@ -32,7 +32,6 @@ from taskrun import (
     wait,
     wait_async,
 )
-from taskrun._engine._future import add_done_callback_to_each
 from taskrun.exceptions import CancelledRun
 from taskrun.states import Completed, State
 
@@ -1042,35 +1041,3 @@ def test_a_release_set_after_the_end_is_called_at_once_and_once() -> None:
     assert calls == [None]
     future._finish(Completed(2))
     assert calls == [None]
-
-
-def test_callbacks_added_to_each_of_many_futures_fire_once_each() -> None:
-    calls: list[ConcurrentFuture[int]] = []
-    futures: list[ConcurrentFuture[int]] = [ConcurrentFuture(None) for _ in range(150)]
-    for f in futures[::3]:  # some final already: called at once
-        f._finish(Completed(0))
-    add_done_callback_to_each(list(futures), calls.append)
-    assert sorted(map(id, calls)) == sorted(id(f) for f in futures[::3])
-    for f in futures:
-        f._finish(Completed(1))
-    assert sorted(map(id, calls)) == sorted(map(id, futures))
-
-
-def test_callbacks_added_to_each_use_a_futures_own_add_done_callback() -> None:
-    own_calls: list[object] = []
-
-    class OwnCallbacks(ConcurrentFuture[int]):
-        __slots__ = ()
-
-        def add_done_callback(self, fn: Callable[[Any], object]) -> None:
-            own_calls.append(fn)
-            super().add_done_callback(fn)
-
-    calls: list[object] = []
-    futures: list[ConcurrentFuture[int]] = [
-        ConcurrentFuture(None), OwnCallbacks(None), ConcurrentFuture(None)]
-    add_done_callback_to_each(list(futures), calls.append)
-    assert own_calls == [calls.append]
-    for f in futures:
-        f._finish(Completed(1))
-    assert len(calls) == 3
