@@ -15,6 +15,8 @@ import taskrun.limits as limits
 from taskrun import ThreadPoolTaskRunner, task
 from taskrun.states import StateType
 
+from ._meter import Meter
+
 pytestmark = pytest.mark.timeout(30)
 
 gate = threading.Event()
@@ -75,19 +77,13 @@ def test_a_run_cancelled_while_it_waited_never_runs(inputs: int) -> None:
 @pytest.mark.parametrize("inputs", [1, 2])
 def test_a_tagged_run_readmitted_after_its_inputs_takes_its_tag_limit(inputs: int) -> None:
     limits.set("tag:one-at-a-time", 1)
-    inside = 0
-    most = 0
-    lock = threading.Lock()
+    meter = Meter()
 
     @task(tags=["one-at-a-time"])
     def limited(x: int) -> int:
-        nonlocal inside, most
-        with lock:
-            inside += 1
-            most = max(most, inside)
+        meter.enter()
         time.sleep(0.02)
-        with lock:
-            inside -= 1
+        meter.exit()
         return x
 
     with ThreadPoolTaskRunner(max_workers=8):
@@ -95,4 +91,4 @@ def test_a_tagged_run_readmitted_after_its_inputs_takes_its_tag_limit(inputs: in
         downstream = [limited.submit(i, wait_for=waits) for i in range(6)]
         gate.set()
         assert [f.result() for f in downstream] == list(range(6))
-    assert most == 1
+    assert meter.high == 1

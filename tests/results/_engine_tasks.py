@@ -16,6 +16,13 @@ from taskrun import task
 from taskrun.cache_policies import INPUTS, TASK_SOURCE
 
 
+def records(store: pathlib.Path) -> list[pathlib.Path]:
+    """The record files in a result store (lock files left out), sorted."""
+    if not store.exists():
+        return []
+    return sorted(p for p in store.rglob("*") if p.is_file() and ".locks" not in p.parts)
+
+
 def mark(marks: str, name: str) -> None:
     pathlib.Path(marks, f"{name}-{uuid.uuid4().hex}").touch()
 

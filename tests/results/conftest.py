@@ -20,6 +20,20 @@ def home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Pat
     return tmp_path / "home"
 
 
+
+@pytest.fixture
+def marks(tmp_path: pathlib.Path) -> str:
+    """A directory where test task bodies leave a file per execution."""
+    path = tmp_path / "marks"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def store(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A result-store directory for the test (not created yet)."""
+    return tmp_path / "store"
+
 # --- a real S3 API: moto's standalone server on loopback -------------------------------------------------
 
 def _free_port() -> int:

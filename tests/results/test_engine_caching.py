@@ -19,27 +19,9 @@ from taskrun._results._errors import ResultStorageKeyError
 from taskrun._results._records import decode_record
 from taskrun.cache_policies import DEFAULT, INPUTS, NO_CACHE, TASK_SOURCE
 
-from ._engine_tasks import asquare, executions, square
+from ._engine_tasks import asquare, executions, records, square
 
 MARKS_OPT = INPUTS + TASK_SOURCE - "marks"
-
-
-@pytest.fixture
-def marks(tmp_path: pathlib.Path) -> str:
-    path = tmp_path / "marks"
-    path.mkdir()
-    return str(path)
-
-
-@pytest.fixture
-def store(tmp_path: pathlib.Path) -> pathlib.Path:
-    return tmp_path / "store"
-
-
-def records(store: pathlib.Path) -> list[pathlib.Path]:
-    if not store.exists():
-        return []
-    return sorted(p for p in store.rglob("*") if p.is_file() and ".locks" not in p.parts)
 
 
 # --- the thread pool ----------------------------------------------------------------------------------

@@ -21,18 +21,6 @@ from ._engine_tasks import Blob, ablob, blob, executions, made, size_of
 MB = 1_000_000
 
 
-@pytest.fixture
-def marks(tmp_path: pathlib.Path) -> str:
-    path = tmp_path / "marks"
-    path.mkdir()
-    return str(path)
-
-
-@pytest.fixture
-def store(tmp_path: pathlib.Path) -> pathlib.Path:
-    return tmp_path / "store"
-
-
 def expected(n: int) -> Blob:
     return Blob(n, bytes([n % 256]) * MB)
 

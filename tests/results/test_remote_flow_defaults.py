@@ -16,20 +16,7 @@ from taskrun._results._records import decode_record
 from taskrun._results._service import flow_result_defaults
 from taskrun.cache_policies import FLOW_PARAMETERS, INPUTS
 
-from ._engine_tasks import atenfold, executions, square, tenfold
-
-
-def records(store: pathlib.Path) -> list[pathlib.Path]:
-    if not store.exists():
-        return []
-    return sorted(p for p in store.rglob("*") if p.is_file() and ".locks" not in p.parts)
-
-
-@pytest.fixture
-def marks(tmp_path: pathlib.Path) -> str:
-    path = tmp_path / "marks"
-    path.mkdir()
-    return str(path)
+from ._engine_tasks import atenfold, executions, records, square, tenfold
 
 
 def _runner(kind: str, dask_address: str | None) -> Any:
