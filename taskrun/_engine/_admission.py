@@ -94,8 +94,7 @@ def _readmit_after(dispatcher: Dispatcher, run: TaskRunContext) -> None:
         if (run.tags or run._priority) and not admit_limited(run):
             return
     except Exception as exc:
-        finish_failed(run, exc, f"preparing the run failed: {describe(exc)}")
-        dispatcher.finished(run)
+        _preparing_failed(dispatcher, run, exc)
         return
     dispatcher.offer(run)
 
@@ -126,9 +125,14 @@ def admit(engine: DispatchEngine, run: TaskRunContext) -> bool:
                     not (run.tags or run._priority) or admit_limited(run))
         return _admit_resolving(dispatcher, run, params, waits)
     except Exception as exc:
-        finish_failed(run, exc, f"preparing the run failed: {describe(exc)}")
-        dispatcher.finished(run)
+        _preparing_failed(dispatcher, run, exc)
         return False
+
+
+def _preparing_failed(dispatcher: Dispatcher, run: TaskRunContext, error: Exception) -> None:
+    """End a run that admitting raised ``error`` for: it fails, and is never stranded."""
+    finish_failed(run, error, f"preparing the run failed: {describe(error)}")
+    dispatcher.finished(run)
 
 
 def _admit_resolving(dispatcher: Dispatcher, run: TaskRunContext, params: dict[str, Any],
