@@ -537,15 +537,8 @@ class _Deliverer:
                 if item[0] is _SUBMITTED_RUNS:
                     _expand(item, add)
                     continue
-                if run is not None:
-                    remote = _remote_classes.get(run.__class__)
-                    if remote is None:
-                        remote = _remote_classes[run.__class__] = bool(getattr(run, "_remote_copy", False))
-                    if remote or not hasattr(run, "task"):
-                        # A worker's copy of a run is reported by the submitter; a future
-                        # unpickled elsewhere knows only its run's id and name.
-                        continue
-                add(item)
+                if run is None or _reported_here(run):
+                    add(item)
             if batch:
                 delivered = True
                 events: list[Event] | None = None
@@ -573,11 +566,17 @@ def _expand(item: tuple[Any, ...], add: Callable[[RawEvent], object]) -> None:
     """The ``submitted`` events of one :func:`emit_submitted_runs` entry."""
     _, runs, flow, _, mono, thread, _, _, context = item
     for run in runs:
-        remote = _remote_classes.get(run.__class__)
-        if remote is None:
-            remote = _remote_classes[run.__class__] = bool(getattr(run, "_remote_copy", False))
-        if not remote and hasattr(run, "task"):
+        if _reported_here(run):
             add(("submitted", run, flow, None, mono, thread, None, False, context))
+
+
+def _reported_here(run: Any) -> bool:
+    """False for a worker's copy of a run (the submitter reports it) and for a future
+    unpickled elsewhere (it knows only its run's id and name)."""
+    remote = _remote_classes.get(run.__class__)
+    if remote is None:
+        remote = _remote_classes[run.__class__] = bool(getattr(run, "_remote_copy", False))
+    return not remote and hasattr(run, "task")
 
 
 def _shutdown() -> None:
