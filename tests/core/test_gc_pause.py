@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from taskrun import ThreadPoolTaskRunner, task
-from taskrun._core._gc import collector_paused
+from taskrun._core._gc import PROMOTE_AFTER, collector_paused
 
 
 @task
@@ -71,3 +71,54 @@ def test_map_leaves_the_collector_as_it_found_it() -> None:
             assert not gc.isenabled()
         finally:
             gc.enable()
+
+
+class _Node:
+    """A tracked object that the collector must traverse."""
+
+    def __init__(self) -> None:
+        self.peer: object = None
+
+
+def _in_oldest_generation(obj: object) -> bool:
+    return any(o is obj for o in gc.get_objects(generation=2))
+
+
+def test_a_large_pause_moves_its_objects_to_the_oldest_generation() -> None:
+    gc.collect()
+    with collector_paused():
+        built = [_Node() for _ in range(PROMOTE_AFTER + 1000)]
+    assert gc.isenabled()
+    assert gc.get_count()[0] < 1000, "the young generation should be empty after the move"
+    assert _in_oldest_generation(built[-1])
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_small_pause_leaves_its_objects_young() -> None:
+    gc.collect()
+    with collector_paused():
+        built = [_Node() for _ in range(100)]
+    assert not _in_oldest_generation(built[-1])
+
+
+def test_objects_the_program_froze_stay_frozen() -> None:
+    gc.collect()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with collector_paused():
+            built = [_Node() for _ in range(PROMOTE_AFTER + 1000)]
+        assert gc.get_freeze_count() == frozen
+        assert not _in_oldest_generation(built[-1])
+    finally:
+        gc.unfreeze()
+
+
+def test_garbage_cycles_made_during_a_large_pause_are_still_collected() -> None:
+    gc.collect()
+    with collector_paused():
+        built = [_Node() for _ in range(PROMOTE_AFTER + 1000)]
+        for a, b in zip(built[::2], built[1::2], strict=True):
+            a.peer, b.peer = b, a
+    del built
+    assert gc.collect() >= PROMOTE_AFTER
