@@ -76,10 +76,29 @@ _pool: dict[Path, list[sqlite3.Connection]] = {}
 def _open(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _use_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(_SCHEMA)
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the database to write-ahead logging, waiting out other processes.
+
+    SQLite answers "database is locked" at once, without its busy handler, when
+    another connection holds the lock this switch needs (several processes
+    opening a new database together): so it is retried here for as long as the
+    busy timeout would have waited.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import anyio
 import pytest
 
 import taskrun.limits as limits
-from taskrun._limits import concurrency, rate_limit
+from taskrun._limits import _machine, concurrency, rate_limit
 from taskrun._limits._machine import HEARTBEAT, try_acquire
 
 HOLDER = """
@@ -164,3 +165,27 @@ def test_machine_rate_limit_across_processes(
     for i in range(len(stamps)):
         for j in range(i + 1, len(stamps)):
             assert j - i + 1 <= 10 + 10 * (stamps[j] - stamps[i]) + 0.5, (i, j)
+
+
+@pytest.mark.timeout(60)
+def test_many_connections_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    # Switching a new database to write-ahead logging answers "database is
+    # locked" at once when another connection is switching it too.
+    failures: list[BaseException] = []
+    for round_ in range(40):
+        path = tmp_path / f"round-{round_}.sqlite"
+        start = threading.Barrier(8)
+
+        def open_one(path: Path = path, start: threading.Barrier = start) -> None:
+            start.wait(10)
+            try:
+                _machine._open(path).close()
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_one) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+    assert failures == []
