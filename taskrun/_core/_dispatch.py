@@ -312,7 +312,7 @@ class Dispatcher:
         self._resuming: deque[_Resume] = deque()
         self.engine = engine = engine_for(self)
         # Bound once: these are called for every run.
-        self._admit = engine.admit
+        self._admit_many = engine.admit_many
         self._start_run = engine.start
         self._release_final = engine.release_final
         self._spawner = backend.spawner()
@@ -433,17 +433,7 @@ class Dispatcher:
 
     def _accept(self, runs: list[Any]) -> None:
         self._outstanding.extend(runs)
-        admit = self._admit
-        ready: list[Any] = []
-        take = ready.append
-        for run in runs:
-            try:
-                if admit(run):
-                    take(run)
-            except BaseException as exc:  # the engine's admit lets nothing out; be safe
-                self.engine.crashed(run, exc)
-                self.finished(run)
-        self.offer_many(ready)
+        self.offer_many(self._admit_many(runs))
 
     def use_priorities(self) -> None:
         """From now on, ready runs are taken by ``_priority`` (higher first), FIFO among equals."""

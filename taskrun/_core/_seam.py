@@ -91,11 +91,12 @@ class RunEngine(Protocol):
     steps runs on, never under the dispatcher's locks.
     """
 
-    def admit(self, run: Any) -> bool:
-        """True when ``run`` may be offered a slot now; else the engine keeps it
-        (waiting for its inputs or for its tag limits, re-admitting it later
-        through :meth:`Dispatcher.offer`) or ended it. A run with a non-zero
-        ``_priority`` is admitted after :meth:`Dispatcher.use_priorities`."""
+    def admit_many(self, runs: list[Any]) -> list[Any]:
+        """The runs of ``runs`` that may be offered a slot now, in order; the
+        engine keeps the others (waiting for their inputs or for their tag
+        limits, re-admitting them later through :meth:`Dispatcher.offer`) or
+        ended them. Lets nothing out. A run with a non-zero ``_priority`` is
+        admitted after :meth:`Dispatcher.use_priorities`."""
         ...
 
     def start(self, run: Any) -> Coroutine[Any, Any, Any]:

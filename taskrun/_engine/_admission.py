@@ -12,6 +12,7 @@ it takes its tag limits' permits before a slot, or waits for them holding none.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,7 @@ def _wait_for_inputs(dispatcher: Dispatcher, run: TaskRunContext, pending: list[
 
 def readmit(dispatcher: Dispatcher, run: TaskRunContext) -> None:
     """Admit a run again once its last input is final."""
-    if dispatcher.engine.admit(run):
+    if _admit_one(dispatcher, run):
         dispatcher.offer(run)
 
 
@@ -99,34 +100,101 @@ def _readmit_after(dispatcher: Dispatcher, run: TaskRunContext) -> None:
     dispatcher.offer(run)
 
 
-def admit(engine: DispatchEngine, run: TaskRunContext) -> bool:
-    """(``DispatchEngine.admit``; the loop thread, or a worker thread stepping runs
-    on) True when the run is ready to be offered a slot; else it waits for its
-    inputs, or has ended (NotReady).
+def _admit_one(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
+    """:func:`admit_many` for one run: True when it is ready to be offered a slot.
 
     An error on the way (parameters too deep to search, a dataclass whose field
     cannot be read) ends the run ``Failed`` with that error: it never strands it.
     """
-    dispatcher = engine.dispatcher
     try:
-        if run._cancel_requested:
-            dispatcher.finished(run)
-            return False
-        params = run.parameters
-        waits = run.wait_for
-        for value in params.values():  # all_plain(params), inlined: called for every run
-            if type(value) not in PLAIN_SCALARS:
-                break
-        else:
-            if waits is None:
-                return not (run.tags or run._priority) or admit_limited(run)
-            if _only_futures(waits):
-                return _admit_after(dispatcher, run, waits) and (
-                    not (run.tags or run._priority) or admit_limited(run))
-        return _admit_resolving(dispatcher, run, params, waits)
+        return _inputs_ready(dispatcher, run) and (
+            not (run.tags or run._priority) or admit_limited(run))
     except Exception as exc:
         _preparing_failed(dispatcher, run, exc)
         return False
+
+
+def admit_many(engine: DispatchEngine, runs: list[TaskRunContext]) -> list[TaskRunContext]:
+    """(``DispatchEngine.admit_many``; the loop thread, or a worker thread stepping
+    runs on) The runs of a batch that are ready to be offered a slot, in order;
+    the others wait for their inputs or their tag limits, or have ended.
+
+    Consecutive runs that need only the permits of the same tags (a tagged
+    task's map) take them together: :meth:`TagGate.admit_group`. Lets nothing
+    out: an error admitting one run (parameters too deep to search, a dataclass
+    whose field cannot be read) ends that run ``Failed``; it never strands it.
+    """
+    dispatcher = engine.dispatcher
+    ready: list[TaskRunContext] = []
+    take = ready.append
+    group: list[TaskRunContext] = []  # ready but for the permits of group[0].tags
+    for run in runs:
+        try:
+            if not _inputs_ready(dispatcher, run):
+                continue
+            if run.tags or run._priority:
+                if group and (run._priority or run.tags is not group[0].tags):
+                    _admit_group(dispatcher, group, ready)
+                if not run._priority:
+                    group.append(run)
+                elif admit_limited(run):
+                    take(run)
+                continue
+        except Exception as exc:
+            _preparing_failed(dispatcher, run, exc)
+            continue
+        except BaseException as exc:
+            _crashed(dispatcher, run, exc)
+            continue
+        if group:
+            _admit_group(dispatcher, group, ready)
+        take(run)
+    if group:
+        _admit_group(dispatcher, group, ready)
+    return ready
+
+
+def _admit_group(dispatcher: Dispatcher, group: list[TaskRunContext], ready: list[TaskRunContext]) -> None:
+    """Admit runs that need only the permits of the same tags; empties ``group``."""
+    try:
+        taken = TAG_GATE.admit_group(group)
+    except BaseException:  # each run then meets the error on its own, below
+        taken = 0
+    ready.extend(group[:taken] if taken < len(group) else group)
+    for run in group[taken:]:
+        try:
+            if admit_limited(run):
+                ready.append(run)
+        except Exception as exc:
+            _preparing_failed(dispatcher, run, exc)
+        except BaseException as exc:
+            _crashed(dispatcher, run, exc)
+    group.clear()
+
+
+def _crashed(dispatcher: Dispatcher, run: TaskRunContext, error: BaseException) -> None:
+    """End a run that admitting let ``error`` out for (not an ``Exception``): ``Crashed``."""
+    crash(run, error)
+    dispatcher.finished(run)
+
+
+def _inputs_ready(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
+    """True when the run's inputs are final and allow it to start (its limits are
+    left); else it waits for them, or has ended. Raises what preparing it raised."""
+    if run._cancel_requested:
+        dispatcher.finished(run)
+        return False
+    params = run.parameters
+    waits = run.wait_for
+    for value in params.values():  # all_plain(params), inlined: called for every run
+        if type(value) not in PLAIN_SCALARS:
+            break
+    else:
+        if waits is None:
+            return True
+        if _only_futures(waits):
+            return _admit_after(dispatcher, run, waits)
+    return _admit_resolving(dispatcher, run, params, waits)
 
 
 def _preparing_failed(dispatcher: Dispatcher, run: TaskRunContext, error: Exception) -> None:
@@ -137,7 +205,7 @@ def _preparing_failed(dispatcher: Dispatcher, run: TaskRunContext, error: Except
 
 def _admit_resolving(dispatcher: Dispatcher, run: TaskRunContext, params: dict[str, Any],
                      waits: Any) -> bool:
-    """:func:`admit` for a run whose inputs hold futures or annotations to resolve."""
+    """:func:`_inputs_ready` for a run whose inputs hold futures or annotations to resolve."""
     upstream = run._upstream
     if upstream is None or _results_hold_more(upstream[0]):
         upstream = run._upstream = (collect_futures(params), collect_futures(None, waits))
@@ -153,7 +221,7 @@ def _admit_resolving(dispatcher: Dispatcher, run: TaskRunContext, params: dict[s
     if not all_plain(params):  # futures to replace, or annotations to unwrap
         run._raw_parameters = params
         run.parameters = replace_futures(params, value_of)
-    return not (run.tags or run._priority) or admit_limited(run)
+    return True
 
 
 #: (inputs ready) For a run with tags or a priority: order it by its priority, and
@@ -163,7 +231,7 @@ admit_limited = TAG_GATE.admit_run
 
 
 def _admit_after(dispatcher: Dispatcher, run: TaskRunContext, waits: list[TaskFuture[Any]]) -> bool:
-    """:func:`admit` for a run whose only inputs are the futures it waits for."""
+    """:func:`_inputs_ready` for a run whose only inputs are the futures it waits for."""
     pending = [f for f in waits if not f._final]
     if pending:
         if len(pending) == 1:
@@ -270,6 +338,14 @@ def finish_failed(run: TaskRunContext, error: BaseException, message: str) -> No
     log_final(run, state)
     if run.future is not None:
         run.future._finish(state)
+
+
+def crash(run: TaskRunContext, error: BaseException) -> None:
+    """End a run the engine itself failed for (an internal error) ``Crashed``, unless final."""
+    future = run.future
+    if future is not None and not future._final:
+        logging.getLogger("taskrun").error("internal error in run %r", run, exc_info=error)
+        finish_crashed(run, error)
 
 
 def finish_crashed(run: TaskRunContext, error: BaseException) -> None:

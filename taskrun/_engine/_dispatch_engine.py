@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ from sniffio import current_async_library_cvar as _library_var
 
 from ..states import State
 from . import _limit_waits
-from ._admission import admit, finish_cancelled, finish_crashed
+from ._admission import admit_many, crash, finish_cancelled
 from ._driver import drive
 from ._executors import Executor
 from ._vars import current_run
@@ -37,8 +36,8 @@ class DispatchEngine:
         self.executor = executor
         self._library: str = dispatcher.backend.name
 
-    #: The admission (``_admission.admit``), as the method itself: one call per run.
-    admit = admit
+    #: The admission (``_admission.admit_many``), as the method itself: one call per batch.
+    admit_many = admit_many
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)
@@ -53,10 +52,7 @@ class DispatchEngine:
         return drive(run, self.executor)
 
     def crashed(self, run: TaskRunContext, error: BaseException) -> None:
-        future = run.future
-        if future is not None and not future._final:
-            logging.getLogger("taskrun").error("internal error in run %r", run, exc_info=error)
-            finish_crashed(run, error)
+        crash(run, error)
 
     def cancelled_before_start(self, run: TaskRunContext) -> None:
         finish_cancelled(run)

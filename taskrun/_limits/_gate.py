@@ -109,6 +109,44 @@ class TagGate:
                     return True
         return self.admit(run, tags, future)
 
+    def admit_group(self, runs: list[Any]) -> int:
+        """(inputs ready) How many of ``runs``, from the first, hold their permits
+        now: runs without a priority and with the very same ``tags`` object, in
+        the order they came (a tagged task's map).
+
+        The common case (one process-scope limit, nobody parked) takes the
+        slots of as many runs as fit under one lock, as that many
+        :meth:`admit_run` calls in a row would; the runs after them are for
+        :meth:`admit_run` to admit or park, one by one.
+        """
+        tags = runs[0].tags
+        entry = _plans.get(tags)
+        plan = entry[1] if entry is not None and entry[0] is REGISTRY.effective else plan_for(tags)
+        if plan is None:
+            return len(runs)
+        single = plan.single
+        if single is None or plan.key in self._lines:
+            return 0
+        wanted = len(runs)
+        with _local._lock:
+            if single.queue:
+                return 0
+            if single.used + wanted > single.limit:
+                _local.settle(single)
+            taken = min(wanted, max(single.limit - single.used, 0))
+            single.used += taken
+        one = single.one
+        for run in runs[:taken] if taken < wanted else runs:
+            future = run.future
+            if future is None:
+                one()
+            else:
+                future._release_when_final(one)
+        if len(single.returned) > _SETTLE_AFTER:
+            with _local._lock:
+                _local.settle(single)
+        return taken
+
     def admit(self, run: Any, tags: frozenset[str], future: Any) -> bool:
         """True when ``run`` holds its permits now (or needs none); else it is parked."""
         if future is None:

@@ -11,6 +11,7 @@ import pytest
 
 from taskrun import ThreadPoolTaskRunner, task
 from taskrun._core._workers import Job, WorkerPool
+from taskrun._engine import _admission
 from taskrun._engine._dispatch_engine import DispatchEngine
 
 from ._helpers import within
@@ -37,14 +38,18 @@ def plus_one(x: int) -> int:
 
 
 def _fail_for(monkeypatch: pytest.MonkeyPatch, method: str, names: set[str], error: BaseException) -> None:
-    real = getattr(DispatchEngine, method)
+    """Make starting (``DispatchEngine.start``) or admitting (one run's step of
+    ``admit_many``) the runs of the tasks ``names`` raise ``error``."""
+    owner: Any = DispatchEngine if method == "start" else _admission
+    name = "start" if method == "start" else "_inputs_ready"
+    real = getattr(owner, name)
 
-    def patched(self: DispatchEngine, run: Any) -> Any:
+    def patched(first: Any, run: Any) -> Any:
         if run.task.name in names:
             raise error
-        return real(self, run)
+        return real(first, run)
 
-    monkeypatch.setattr(DispatchEngine, method, patched)
+    monkeypatch.setattr(owner, name, patched)
 
 
 def _check(doomed: Any, dependant: Any, bystander: Any, text: str) -> None:
