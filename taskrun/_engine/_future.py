@@ -157,7 +157,8 @@ class TaskFuture(abc.ABC, Generic[R]):
         self._run = run
         self._state: State[Any] = state if state is not None else State(StateType.PENDING)
         self._final = False
-        self._callbacks: list[Callable[[Any], object]] | None = None
+        #: No done callback (None), one (the callable itself) or several (a list).
+        self._callbacks: Callable[[Any], object] | list[Callable[[Any], object]] | None = None
         self._release: Callable[[], object] | None = None
 
     # ------------------------------------------------------------------ consumer side
@@ -187,10 +188,14 @@ class TaskFuture(abc.ABC, Generic[R]):
         """
         with _lock:
             if not self._final:
-                if self._callbacks is None:
-                    self._callbacks = [fn]
-                else:  # no call under the lock: a thread never gets switched out holding it
-                    self._callbacks += (fn,)
+                callbacks = self._callbacks
+                if callbacks is None:  # one callback is kept as itself: no list per run
+                    self._callbacks = fn
+                elif isinstance(callbacks, list):
+                    # no call under the lock: a thread never gets switched out holding it
+                    callbacks += (fn,)
+                else:
+                    self._callbacks = [callbacks, fn]
                 return
         _call_callback(fn, self)
 
@@ -210,11 +215,14 @@ class TaskFuture(abc.ABC, Generic[R]):
 
     def _remove_done_callback(self, fn: Callable[[Any], object]) -> None:
         with _lock:
-            if self._callbacks is not None:
+            callbacks = self._callbacks
+            if isinstance(callbacks, list):
                 try:
-                    self._callbacks.remove(fn)
+                    callbacks.remove(fn)
                 except ValueError:
                     pass
+            elif callbacks is not None and callbacks == fn:
+                self._callbacks = None
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the run is final, or ``timeout`` seconds pass (no error then).
@@ -302,12 +310,19 @@ class TaskFuture(abc.ABC, Generic[R]):
                 logger.exception("releasing the limits of %r failed; it is ignored", self)
         if _events.ACTIVE and self._run is not None:  # every final state passes here, once
             _events.emit_finished(self._run, state)
-        if callbacks:
-            for fn in callbacks:
-                try:  # contained as in _call_callback (inlined: called for every run)
-                    fn(self)
+        if callbacks is not None:
+            # contained as in _call_callback (inlined: called for every run)
+            if not isinstance(callbacks, list):
+                try:
+                    callbacks(self)
                 except BaseException:
-                    logger.exception("done callback %r of %r raised; it is ignored", fn, self)
+                    logger.exception("done callback %r of %r raised; it is ignored", callbacks, self)
+            else:
+                for fn in callbacks:
+                    try:
+                        fn(self)
+                    except BaseException:
+                        logger.exception("done callback %r of %r raised; it is ignored", fn, self)
         return True
 
     def __repr__(self) -> str:

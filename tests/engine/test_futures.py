@@ -350,6 +350,30 @@ def test_several_callbacks_all_called(runner: ThreadPoolTaskRunner, gates: Gates
     assert sorted(seen) == [0, 1, 2]
 
 
+def test_callbacks_removed_before_the_end_are_not_called() -> None:
+    calls: list[str] = []
+
+    def first(_: TaskFuture) -> None:
+        calls.append("first")
+
+    def second(_: TaskFuture) -> None:
+        calls.append("second")
+
+    only = ConcurrentFuture(None)  # one callback, kept as itself
+    only.add_done_callback(first)
+    only._remove_done_callback(second)  # not registered: nothing happens
+    only._remove_done_callback(first)
+    only._finish(Completed(data=1))
+    assert calls == []
+
+    several = ConcurrentFuture(None)
+    for fn in (first, second, first):
+        several.add_done_callback(fn)
+    several._remove_done_callback(first)  # the first registration of it, as list.remove
+    several._finish(Completed(data=1))
+    assert calls == ["second", "first"]
+
+
 class _ListHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
@@ -393,6 +417,13 @@ def test_raising_callback_is_logged_not_raised(runner: ThreadPoolTaskRunner, gat
     assert after.wait(10)
     assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in taskrun_log.records)
     assert all(r.levelno >= logging.WARNING for r in taskrun_log.records)
+
+    # pending, the only callback: the same
+    taskrun_log.records.clear()
+    alone = ConcurrentFuture(None)
+    alone.add_done_callback(bad)
+    assert alone._finish(Completed(data=1))
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in taskrun_log.records)
 
 
 # ----------------------------------------------------------------------------- awaiting
