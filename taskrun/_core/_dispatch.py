@@ -388,12 +388,11 @@ class Dispatcher:
     def schedule(self, fn: Callable[..., object], *args: Any) -> None:
         """Call ``fn(*args)`` soon, not inside the current step: on a later loop turn,
         or, on a worker thread stepping a run on, once that step is over."""
-        if self.backend.is_loop_thread():
-            self.backend.defer(fn, *args)
-            return
-        worker = continuing_worker(self.pool)
+        worker = continuing_worker(self.pool)  # first: a chain's links are re-admitted there
         if worker is not None:
             worker.deferred.append((fn, args))
+        elif self.backend.is_loop_thread():
+            self.backend.defer(fn, *args)
         else:
             self.backend.call_soon_threadsafe(fn, *args)
 
@@ -699,7 +698,9 @@ class Dispatcher:
             return None
         # A driver being cancelled takes no next run itself; the slot still goes
         # to whoever waits for one, through _fill (a resuming run first).
-        if not self._resuming and (error is None or not is_cancellation(error)):
+        # (An empty deque is seen before popleft raises: a chain's link finds none.)
+        if not self._resuming and (self._ordered or self._ready) and (
+                error is None or not is_cancellation(error)):
             try:
                 if self._ordered:  # a heap, not a deque: popped under the lock
                     with self._lock:
