@@ -5,6 +5,10 @@ Lifecycle of a run inside the dispatcher::
     submit_many ──(batch hand-off)──▶ accept ──▶ admit (engine: waits for inputs)
         ──▶ offer ──▶ [ready queue] ──▶ driver ──▶ execute (engine coroutine) ──▶ finished
 
+A single run submitted from another thread that waits for unfinished inputs
+skips the hand-off: the engine's ``admit_submitted`` makes it wait for them on
+the submitting thread, and it is offered where its last input finishes.
+
 A *slot* is the right to execute; ``limit`` of them exist. A run blocked on
 another future gives its slot back (:meth:`release`) and takes one again
 (:meth:`reacquire`), ahead of runs that have not started, when it resumes.
@@ -313,6 +317,7 @@ class Dispatcher:
         self.engine = engine = engine_for(self)
         # Bound once: these are called for every run.
         self._admit = engine.admit
+        self._admit_submitted = engine.admit_submitted
         self._start_run = engine.start
         self._release_final = engine.release_final
         self._spawner = backend.spawner()
@@ -406,7 +411,8 @@ class Dispatcher:
             self.backend.call_soon_threadsafe(fn, *args)
 
     def submit_many(self, runs: list[Any], nested: bool = False) -> None:
-        """Hand runs to the loop (any thread); one wake-up per batch.
+        """Hand runs to the loop (any thread); one wake-up per batch, none for a
+        single run the engine lets wait for its inputs here (``admit_submitted``).
 
         Once closing began, only a run of this dispatcher (``nested``) may still
         submit, until the last run ends: anyone else gets the closed error at
@@ -417,6 +423,8 @@ class Dispatcher:
                 raise RuntimeError(CLOSED_MESSAGE)
             self._accept(runs)
             return
+        if len(runs) == 1 and self._admit_submitted(runs[0], self._enter_nested if nested else self._enter):
+            return
         with self._inbox_lock:
             if not self._accepting or (self._closing and not nested):
                 raise RuntimeError(CLOSED_MESSAGE)
@@ -424,6 +432,28 @@ class Dispatcher:
             self._inbox.extend(runs)
         if first:
             self.backend.call_soon_threadsafe(self._drain_inbox)
+
+    def _enter(self, run: Any, nested: bool = False) -> None:
+        """(any thread) Count one run in flight, as :meth:`_accept` does, unless this
+        dispatcher accepts no more runs (see :meth:`submit_many`).
+
+        Checked under ``_lock``, where :meth:`wait_idle` stops accepting: either it
+        sees this run in flight, or this sees it stopped.
+        """
+        runs = self._outstanding
+        with self._lock:  # _RunList.extend for one run, inlined: no call under the lock
+            if self._accepting and (nested or not self._closing):
+                tail = runs._prev
+                tail._next = run
+                run._prev = tail
+                run._next = runs
+                runs._prev = run
+                runs._len += 1
+                return
+        raise RuntimeError(CLOSED_MESSAGE)
+
+    def _enter_nested(self, run: Any) -> None:
+        self._enter(run, True)
 
     def _drain_inbox(self) -> None:
         with self._inbox_lock:

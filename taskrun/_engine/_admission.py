@@ -129,6 +129,33 @@ def admit(engine: DispatchEngine, run: TaskRunContext) -> bool:
         return False
 
 
+def admit_submitted(engine: DispatchEngine, run: TaskRunContext, enter: Callable[[Any], None]) -> bool:
+    """(``DispatchEngine.admit_submitted``; the submitting thread, not the loop's) For a
+    run whose only inputs are ``wait_for`` futures, some of them unfinished: ``enter(run)``,
+    then wait for them right here, and True. Else False, having done nothing: the run
+    is admitted on the loop (:func:`admit`).
+
+    The same first admission as :func:`admit` gives such a run, without the hand-off
+    to the loop: a done callback re-admits it where its last input finishes.
+    """
+    waits = run.wait_for
+    if waits is None or run.tags or run._priority or not _only_futures(waits):
+        return False
+    for value in run.parameters.values():
+        if type(value) not in PLAIN_SCALARS:
+            return False
+    pending = [f for f in waits if not f._final]
+    if not pending:
+        return False
+    enter(run)  # it counts as in flight before any callback can re-admit it
+    dispatcher = engine.dispatcher
+    if len(pending) == 1:
+        pending[0].add_done_callback(_Dependency(dispatcher, run))
+    else:
+        _wait_for_inputs(dispatcher, run, pending, _readmit_after)
+    return True
+
+
 def _preparing_failed(dispatcher: Dispatcher, run: TaskRunContext, error: Exception) -> None:
     """End a run that admitting raised ``error`` for: it fails, and is never stranded."""
     finish_failed(run, error, f"preparing the run failed: {describe(error)}")

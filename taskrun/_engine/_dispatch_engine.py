@@ -11,7 +11,7 @@ from sniffio import current_async_library_cvar as _library_var
 
 from ..states import State
 from . import _limit_waits
-from ._admission import admit, finish_cancelled, finish_crashed
+from ._admission import admit, admit_submitted, finish_cancelled, finish_crashed
 from ._driver import drive
 from ._executors import Executor
 from ._vars import current_run
@@ -39,6 +39,7 @@ class DispatchEngine:
 
     #: The admission (``_admission.admit``), as the method itself: one call per run.
     admit = admit
+    admit_submitted = admit_submitted
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)
