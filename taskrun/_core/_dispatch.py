@@ -516,7 +516,8 @@ class Dispatcher:
                 self._ready += (run,)  # no call under the lock (see the module doc)
                 return
             self.active += 1
-        self._start(run)
+        run._holds_slot = True  # _start, inlined: every re-admitted link comes here
+        self._step(run, None, _START)
 
     def finished(self, run: Any) -> None:
         """A run is over (final, or dropped after a cancel).
