@@ -138,7 +138,7 @@ class State(Generic[R]):
         ``raise_on_failure=False`` the exception is returned instead. A state
         that is not final raises :class:`RuntimeError`.
         """
-        if self.type is StateType.COMPLETED:
+        if self.type is _COMPLETED:
             return self.data  # type: ignore[no-any-return]
         exc = self.exception()
         if exc is None:
@@ -178,7 +178,15 @@ def Scheduled(name: str | None = None, message: str | None = None) -> State[Any]
 
 def Pending(name: str | None = None, message: str | None = None, data: Any = None) -> State[Any]:
     """A run that has not started; ``Pending(name="NotReady")`` is final."""
-    return State(StateType.PENDING, name, message, data)
+    # State(StateType.PENDING, name, message, data) without the __init__ call:
+    # one is made for every single submit.
+    state: State[Any] = _new_state(State)
+    state.type = _PENDING
+    state.name = name or "Pending"
+    state.message = message
+    state.data = data
+    state._ts = _now()
+    return state
 
 
 def Running(name: str | None = None, message: str | None = None) -> State[Any]:
@@ -201,6 +209,7 @@ def Completed(data: Any = None, name: str | None = None, message: str | None = N
 
 _new_state = object.__new__
 _COMPLETED = StateType.COMPLETED
+_PENDING = StateType.PENDING
 _now = time.time
 
 

@@ -5,6 +5,10 @@ Lifecycle of a run inside the dispatcher::
     submit_many ──(batch hand-off)──▶ accept ──▶ admit (engine: waits for inputs)
         ──▶ offer ──▶ [ready queue] ──▶ driver ──▶ execute (engine coroutine) ──▶ finished
 
+A single run submitted from another thread that waits for unfinished inputs
+skips the hand-off: the engine's ``admit_submitted`` makes it wait for them on
+the submitting thread, and it is offered where its last input finishes.
+
 A *slot* is the right to execute; ``limit`` of them exist. A run blocked on
 another future gives its slot back (:meth:`release`) and takes one again
 (:meth:`reacquire`), ahead of runs that have not started, when it resumes.
@@ -313,6 +317,7 @@ class Dispatcher:
         self.engine = engine = engine_for(self)
         # Bound once: these are called for every run.
         self._admit_many = engine.admit_many
+        self._admit_submitted = engine.admit_submitted
         self._start_run = engine.start
         self._release_final = engine.release_final
         self._spawner = backend.spawner()
@@ -388,12 +393,11 @@ class Dispatcher:
     def schedule(self, fn: Callable[..., object], *args: Any) -> None:
         """Call ``fn(*args)`` soon, not inside the current step: on a later loop turn,
         or, on a worker thread stepping a run on, once that step is over."""
-        if self.backend.is_loop_thread():
-            self.backend.defer(fn, *args)
-            return
-        worker = continuing_worker(self.pool)
+        worker = continuing_worker(self.pool)  # first: a chain's links are re-admitted there
         if worker is not None:
             worker.deferred.append((fn, args))
+        elif self.backend.is_loop_thread():
+            self.backend.defer(fn, *args)
         else:
             self.backend.call_soon_threadsafe(fn, *args)
 
@@ -407,7 +411,8 @@ class Dispatcher:
             self.backend.call_soon_threadsafe(fn, *args)
 
     def submit_many(self, runs: list[Any], nested: bool = False) -> None:
-        """Hand runs to the loop (any thread); one wake-up per batch.
+        """Hand runs to the loop (any thread); one wake-up per batch, none for a
+        single run the engine lets wait for its inputs here (``admit_submitted``).
 
         Once closing began, only a run of this dispatcher (``nested``) may still
         submit, until the last run ends: anyone else gets the closed error at
@@ -418,6 +423,8 @@ class Dispatcher:
                 raise RuntimeError(CLOSED_MESSAGE)
             self._accept(runs)
             return
+        if len(runs) == 1 and self._admit_submitted(runs[0], self._enter_nested if nested else self._enter):
+            return
         with self._inbox_lock:
             if not self._accepting or (self._closing and not nested):
                 raise RuntimeError(CLOSED_MESSAGE)
@@ -425,6 +432,28 @@ class Dispatcher:
             self._inbox.extend(runs)
         if first:
             self.backend.call_soon_threadsafe(self._drain_inbox)
+
+    def _enter(self, run: Any, nested: bool = False) -> None:
+        """(any thread) Count one run in flight, as :meth:`_accept` does, unless this
+        dispatcher accepts no more runs (see :meth:`submit_many`).
+
+        Checked under ``_lock``, where :meth:`wait_idle` stops accepting: either it
+        sees this run in flight, or this sees it stopped.
+        """
+        runs = self._outstanding
+        with self._lock:  # _RunList.extend for one run, inlined: no call under the lock
+            if self._accepting and (nested or not self._closing):
+                tail = runs._prev
+                tail._next = run
+                run._prev = tail
+                run._next = runs
+                runs._prev = run
+                runs._len += 1
+                return
+        raise RuntimeError(CLOSED_MESSAGE)
+
+    def _enter_nested(self, run: Any) -> None:
+        self._enter(run, True)
 
     def _drain_inbox(self) -> None:
         with self._inbox_lock:
@@ -477,7 +506,8 @@ class Dispatcher:
                 self._ready += (run,)  # no call under the lock (see the module doc)
                 return
             self.active += 1
-        self._start(run)
+        run._holds_slot = True  # _start, inlined: every re-admitted link comes here
+        self._step(run, None, _START)
 
     def finished(self, run: Any) -> None:
         """A run is over (final, or dropped after a cancel).
@@ -689,7 +719,9 @@ class Dispatcher:
             return None
         # A driver being cancelled takes no next run itself; the slot still goes
         # to whoever waits for one, through _fill (a resuming run first).
-        if not self._resuming and (error is None or not is_cancellation(error)):
+        # (An empty deque is seen before popleft raises: a chain's link finds none.)
+        if not self._resuming and (self._ordered or self._ready) and (
+                error is None or not is_cancellation(error)):
             try:
                 if self._ordered:  # a heap, not a deque: popped under the lock
                     with self._lock:

@@ -9,7 +9,7 @@ small), but each layer declares the slots it writes.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -97,6 +97,14 @@ class RunEngine(Protocol):
         limits, re-admitting them later through :meth:`Dispatcher.offer`) or
         ended them. Lets nothing out. A run with a non-zero ``_priority`` is
         admitted after :meth:`Dispatcher.use_priorities`."""
+        ...
+
+    def admit_submitted(self, run: Any, enter: Callable[[Any], None]) -> bool:
+        """(the submitting thread, not the loop's) True when ``run`` waits for inputs
+        that are not final and the engine took it there, having called ``enter(run)``
+        first (which raises when the dispatcher accepts no more runs); else False,
+        having done nothing, and ``run`` goes to :meth:`admit_many` on the loop. Unlike
+        the other methods, called on any thread."""
         ...
 
     def start(self, run: Any) -> Coroutine[Any, Any, Any]:

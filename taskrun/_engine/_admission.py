@@ -90,8 +90,10 @@ def _readmit_after(dispatcher: Dispatcher, run: TaskRunContext) -> None:
         if run._cancel_requested:
             dispatcher.finished(run)
             return
-        if not _inputs_completed(dispatcher, run, run.wait_for):
-            return
+        for f in run.wait_for:  # _inputs_completed, its common case inlined
+            if f._state.type is not _COMPLETED:
+                _inputs_completed(dispatcher, run, run.wait_for)
+                return
         if (run.tags or run._priority) and not admit_limited(run):
             return
     except Exception as exc:
@@ -197,6 +199,45 @@ def _inputs_ready(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
     return _admit_resolving(dispatcher, run, params, waits)
 
 
+def admit_submitted(engine: DispatchEngine, run: TaskRunContext, enter: Callable[[Any], None]) -> bool:
+    """(``DispatchEngine.admit_submitted``; the submitting thread, not the loop's) For a
+    run whose only inputs are ``wait_for`` futures, some of them unfinished: ``enter(run)``,
+    then wait for them right here, and True. Else False, having done nothing: the run
+    is admitted on the loop (:func:`admit_many`).
+
+    The same first admission as :func:`admit_many` gives such a run, without the hand-off
+    to the loop: a done callback re-admits it where its last input finishes.
+    """
+    waits = run.wait_for
+    if waits is None or run.tags or run._priority:
+        return False
+    known = _FUTURE_TYPES
+    for item in waits:  # _only_futures, its common case inlined
+        if type(item) not in known:
+            if not _only_futures(waits):
+                return False
+            break
+    for value in run.parameters.values():
+        if type(value) not in PLAIN_SCALARS:
+            return False
+    pending = None
+    for f in waits:  # (a loop, not a comprehension: no function made per run)
+        if not f._final:
+            if pending is None:
+                pending = [f]
+            else:
+                pending.append(f)
+    if pending is None:
+        return False
+    enter(run)  # it counts as in flight before any callback can re-admit it
+    dispatcher = engine.dispatcher
+    if len(pending) == 1:
+        pending[0].add_done_callback(_Dependency(dispatcher, run))
+    else:
+        _wait_for_inputs(dispatcher, run, pending, _readmit_after)
+    return True
+
+
 def _preparing_failed(dispatcher: Dispatcher, run: TaskRunContext, error: Exception) -> None:
     """End a run that admitting raised ``error`` for: it fails, and is never stranded."""
     finish_failed(run, error, f"preparing the run failed: {describe(error)}")
@@ -254,6 +295,8 @@ def _inputs_completed(dispatcher: Dispatcher, run: TaskRunContext, waits: list[T
 
 #: Types known to be :class:`TaskFuture` subclasses (an ``isinstance`` per wait is slow).
 _FUTURE_TYPES: set[type] = set()
+#: (A member read through the enum class costs a ``__getattr__`` hook: read per link.)
+_COMPLETED = StateType.COMPLETED
 
 
 def _only_futures(waits: list[Any]) -> bool:

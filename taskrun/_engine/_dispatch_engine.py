@@ -10,7 +10,7 @@ from sniffio import current_async_library_cvar as _library_var
 
 from ..states import State
 from . import _limit_waits
-from ._admission import admit_many, crash, finish_cancelled
+from ._admission import admit_many, admit_submitted, crash, finish_cancelled
 from ._driver import drive
 from ._executors import Executor
 from ._vars import current_run
@@ -38,6 +38,7 @@ class DispatchEngine:
 
     #: The admission (``_admission.admit_many``), as the method itself: one call per batch.
     admit_many = admit_many
+    admit_submitted = admit_submitted
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)

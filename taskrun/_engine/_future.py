@@ -244,9 +244,10 @@ class TaskFuture(abc.ABC, Generic[R]):
         ``raise_on_failure=False``), and :class:`TimeoutError` when ``timeout``
         passes first.
         """
-        self.wait(timeout)
-        if not self._final:
-            raise TimeoutError(f"the run was not finished after {timeout} s (state: {self._state.name})")
+        if not self._final or timeout is not None:  # (a final run's value, at once)
+            self.wait(timeout)
+            if not self._final:
+                raise TimeoutError(f"the run was not finished after {timeout} s (state: {self._state.name})")
         return self._state.result(raise_on_failure)  # type: ignore[return-value]
 
     async def wait_async(self, timeout: float | None = None) -> None:

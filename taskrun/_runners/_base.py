@@ -62,8 +62,9 @@ def _check_wait_for(wait_for: Any) -> list[Any] | None:
             f"got {type(wait_for).__name__} {wait_for!r}"
         )
     waits = list(wait_for)
-    for index, item in enumerate(waits):
+    for item in waits:
         if type(item) not in _FUTURE_TYPES and not _holds_futures(item):
+            index = next(i for i, x in enumerate(waits) if x is item)
             raise TypeError(
                 f"wait_for takes futures (returned by submit/map); item {index} is "
                 f"{item!r} of type {type(item).__name__}"
@@ -98,6 +99,10 @@ class RunnerState(enum.Enum):
     OPENING = "opening"
     OPEN = "open"
     CLOSED = "closed"
+
+
+#: (A member read through the enum class costs a ``__getattr__`` hook: read per submit.)
+_OPEN = RunnerState.OPEN
 
 
 class TaskRunner(abc.ABC, Generic[F]):
@@ -190,14 +195,17 @@ class TaskRunner(abc.ABC, Generic[F]):
 
             future = runner.submit(add, {"x": 1, "y": 2})
         """
-        self._check_open()
-        _check_task(task).check_parameters(parameters)
+        if self._state is not _OPEN:
+            self._check_open()
+        if type(task) is not Task:  # (a subclass, or not a task: the check says which)
+            _check_task(task)
+        task.check_parameters(parameters)
         return self._submit_runs(self._new_runs(task, [parameters], wait_for, dependencies))[0]
 
     def _submit_bound(self, task: Task[Any, Any], parameters: dict[str, Any],
                       wait_for: Iterable[Any] | None) -> F:
         """:meth:`submit` for parameters bound by ``task.submit`` (checked already)."""
-        if self._state is not RunnerState.OPEN:
+        if self._state is not _OPEN:
             self._check_open()
         return self._submit_runs(self._new_runs(task, [parameters], wait_for))[0]
 
