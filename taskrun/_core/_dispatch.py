@@ -34,6 +34,13 @@ pass on, and both drivers answer it the same way: they step the run with
 ends ``Crashed`` (an internal error) instead of handing a loop object to the
 wrong task.
 
+The body, handed over. On asyncio the engine's coroutine does not await an
+untimed async body itself: it *returns* the body's coroutine, and the asyncio
+task driver steps that body directly (so a waiting run holds no engine frame);
+when the body returns or raises, the driver calls the engine's ``resume``,
+which ends the run there or returns the coroutine that takes it on. Only the
+asyncio task driver is ever handed a body (``Backend.direct_await``).
+
 The engine is reached through one object, a :class:`~taskrun._core._seam.RunEngine`
 made for this dispatcher; the run slots the core writes are declared on
 :class:`~taskrun._core._seam.DispatchedRun`.
@@ -57,6 +64,7 @@ import collections.abc
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
+from types import CoroutineType as _COROUTINE
 from typing import Any
 
 import anyio
@@ -131,12 +139,15 @@ class _AsyncioTaskDriver:
     driver takes the next ready run, and stops when there is none.
     """
 
-    __slots__ = ("_coro", "_dispatcher", "_future", "_job", "_run")
+    __slots__ = ("_body", "_coro", "_dispatcher", "_future", "_job", "_run")
 
     def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
         self._dispatcher = dispatcher
         self._run = run
         self._coro: Coroutine[Any, Any, Any] | None = coro
+        #: True while ``_coro`` is the run's body, handed over by the engine's
+        #: coroutine (it returned it): when it ends, the engine's ``resume`` goes on.
+        self._body = False
         self._job: Job | None = None
         self._future: Any = None
         run._in_task = True
@@ -185,10 +196,38 @@ class _AsyncioTaskDriver:
                     signal = run._context.run(coro.send, value)
                 else:
                     signal = run._context.run(coro.throw, error)
-            except StopIteration:
-                pass
+            except StopIteration as stop:
+                if not self._body:
+                    result = stop.value
+                    if type(result) is _COROUTINE:  # the engine handed over the body: step it here
+                        self._coro = result
+                        self._body = True
+                        value = error = None
+                        continue
+                else:  # the body returned: the engine takes the run on
+                    self._body = False
+                    try:
+                        coro = self._coro = run._context.run(dispatcher._resume, run, stop.value, None)
+                    except BaseException as exc:
+                        ended = exc
+                    else:
+                        if coro is not None:
+                            value = error = None
+                            continue
             except BaseException as exc:
-                ended = exc
+                if not self._body:
+                    ended = exc
+                else:  # the body raised: the engine takes the run on
+                    self._body = False
+                    exc.__traceback__ = exc.__traceback__.tb_next  # type: ignore[union-attr]  # from the body's frame on
+                    try:
+                        coro = self._coro = run._context.run(dispatcher._resume, run, None, exc)
+                    except BaseException as exc2:
+                        ended = exc2
+                    else:
+                        if coro is not None:
+                            value = error = None
+                            continue
             else:
                 if signal is PROMOTE:
                     value = error = None
@@ -314,6 +353,7 @@ class Dispatcher:
         # Bound once: these are called for every run.
         self._admit = engine.admit
         self._start_run = engine.start
+        self._resume = engine.resume
         self._release_final = engine.release_final
         self._spawner = backend.spawner()
         self.pool = WorkerPool(backend, name)

@@ -12,7 +12,7 @@ from sniffio import current_async_library_cvar as _library_var
 from ..states import State
 from . import _limit_waits
 from ._admission import admit, finish_cancelled, finish_crashed
-from ._driver import drive
+from ._driver import body_ended, drive
 from ._executors import Executor
 from ._vars import current_run
 
@@ -51,6 +51,9 @@ class DispatchEngine:
             _library_var.set(None)
         run._upstream = None  # admission's cache: not needed once the run starts
         return drive(run, self.executor)
+
+    def resume(self, run: TaskRunContext, value: Any, error: BaseException | None) -> Any:
+        return body_ended(run, self.executor, value, error)
 
     def crashed(self, run: TaskRunContext, error: BaseException) -> None:
         future = run.future
