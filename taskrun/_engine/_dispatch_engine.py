@@ -49,7 +49,9 @@ class DispatchEngine:
         library = _library_var.get()
         if library is not None and (library != self._library or not run.task.isasync):
             _library_var.set(None)
-        run._upstream = None  # admission's cache: not needed once the run starts
+        extra = run._extra
+        if extra is not None:
+            extra.upstream = None  # admission's cache: not needed once the run starts
         return drive(run, self.executor)
 
     def resume(self, run: TaskRunContext, value: Any, error: BaseException | None) -> Any:

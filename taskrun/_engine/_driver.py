@@ -71,9 +71,12 @@ async def drive(run: TaskRunContext, ex: Executor, ended: Any = None) -> Any:
     timeout = task.timeout_seconds
     if ended is None:
         log_prints = task.log_prints
-        run._log_prints = flow_log_prints.get() if log_prints is None else log_prints
-        if run._log_prints:
-            _printing.install()
+        if log_prints is None:
+            log_prints = flow_log_prints.get()
+        if log_prints or run._extra is not None:  # (False, the default: no side record made)
+            run._log_prints = log_prints
+            if log_prints:
+                _printing.install()
         if task.task_run_name is not None:
             run.task_run_name  # noqa: B018 - a template or callable that fails fails the run
             if run._name_error is not None:
@@ -158,7 +161,7 @@ async def drive(run: TaskRunContext, ex: Executor, ended: Any = None) -> Any:
                 state = retried
             break
     except _caching.Decided:
-        state = run._cache.state
+        state = run._cache.state  # type: ignore[union-attr]  # set by _caching.begin
     except BaseException as exc:
         if task._results is not None or FLOW_DEFAULTS:
             _caching.abandon(run)
