@@ -179,7 +179,7 @@ class _AsyncioTaskDriver:
             coro.close()
 
     def _advance(self, value: Any, error: BaseException | None) -> Any:
-        dispatcher = self._run.dispatcher  # every run a driver steps is its dispatcher's
+        dispatcher: Dispatcher = self._run.dispatcher  # every run a driver steps is its dispatcher's
         while True:
             job = self._job
             if job is not None:
