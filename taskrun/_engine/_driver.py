@@ -98,13 +98,16 @@ async def drive(run: TaskRunContext, ex: Executor, ended: Any = None) -> Any:
                 await _caching.begin(run, ex)  # raises Decided on a cache hit
             if task.on_running:
                 await _call_hooks(task.on_running, run, state, ex)
-        if task._simple or task._signature is None:  # task._call_args, its common case inlined
-            args, kwargs = (), run.parameters
-        else:
-            args, kwargs = task._call_args(run.parameters)
         while True:
             if ended is None:
                 run.attempt += 1
+            params = run._params  # (made per attempt: a retry sees what the body changed in it)
+            if type(params) is not dict:  # a map's run over one parameter: no dict kept for it
+                params = {run._param_name: params}
+            if task._simple or task._signature is None:  # task._call_args, its common case inlined
+                args, kwargs = (), params
+            else:
+                args, kwargs = task._call_args(params)
             try:
                 if way is Way.PARK or way is Way.CALL_SYNC:
                     if way is Way.PARK:

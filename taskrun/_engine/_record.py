@@ -93,9 +93,10 @@ class TaskRunContext(DispatchedRun):
         "_extra",  # a RunExtra, or None: the rarely set fields below live there
         "_id",
         "_name",
+        "_param_name",
+        "_params",
         "attempt",
         "future",
-        "parameters",
         "tags",
         "task",
         "wait_for",
@@ -113,10 +114,11 @@ class TaskRunContext(DispatchedRun):
     def __init__(
         self,
         task: Task[Any, Any],
-        parameters: dict[str, Any],
+        parameters: Any,
         tags: frozenset[str],
         context: contextvars.Context,
         wait_for: Any = None,
+        param_name: str | None = None,
     ) -> None:
         # The core's slots, as DispatchedRun.__init__ sets them (inlined: one
         # call less per run; tests/core/test_seam.py checks the two agree).
@@ -133,7 +135,11 @@ class TaskRunContext(DispatchedRun):
         self._priority = task.priority
         self.dispatcher = None
         self.task = task
-        self.parameters = parameters
+        #: The parameters dict; or, for a run of a map over one parameter
+        #: (``_param_name``), that parameter's bare value (never a dict) until
+        #: the dict is made, on first access: 184 bytes less per pending run.
+        self._params = parameters
+        self._param_name = param_name
         self.wait_for = wait_for
         self.tags = tags
         self.attempt = 0
@@ -141,6 +147,21 @@ class TaskRunContext(DispatchedRun):
         self._id: uuid.UUID | None = None
         self._name: str | None = None
         self._extra: RunExtra | None = None
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The run's parameters, name -> value (after admission: futures replaced by their values)."""
+        params = self._params
+        if type(params) is not dict:  # a map's run over one parameter: made now, once
+            with _id_lock:
+                params = self._params
+                if type(params) is not dict:
+                    params = self._params = {self._param_name: params}
+        return params
+
+    @parameters.setter
+    def parameters(self, parameters: dict[str, Any]) -> None:
+        self._params = parameters
 
     @property
     def task_run_id(self) -> uuid.UUID:
