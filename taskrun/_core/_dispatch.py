@@ -25,14 +25,16 @@ Each run is a coroutine (the engine's ``execute``), stepped inside the run's own
   task. A task driver that finishes its run takes the next ready one, so tasks
   are reused across runs.
 
-The first signal. A task driver is handed a run either new (``_START``) or
-from the direct driver, which hands over exactly when the run yielded
-:data:`PROMOTE`: the engine never awaits anything loop-bound before it has
-awaited ``PROMOTE``. So the first signal a task driver sees carries nothing to
-pass on, and both drivers answer it the same way: they step the run with
-``None``. :meth:`_spawn_driver` checks this once for both; a run that breaks it
-ends ``Crashed`` (an internal error) instead of handing a loop object to the
-wrong task.
+The first signal. A task driver is handed a run either new (``_START``; a run
+the engine says ``needs_task``, an async body, is handed over not begun, so it
+holds no engine coroutine until its task first steps) or from the direct
+driver, which hands over exactly when the run yielded :data:`PROMOTE`: the
+engine never awaits anything loop-bound before it has awaited ``PROMOTE``. So
+the first signal a task driver sees carries nothing to pass on, and both
+drivers answer it the same way: they step the run with ``None``.
+:meth:`_spawn_driver` checks this once for both; a run that breaks it ends
+``Crashed`` (an internal error) instead of handing a loop object to the wrong
+task.
 
 The body, handed over. On asyncio the engine's coroutine does not await an
 untimed async body itself: it *returns* the body's coroutine, and the asyncio
@@ -144,9 +146,10 @@ class _AsyncioTaskDriver:
     # kept on the job.
     __slots__ = ("_body", "_coro", "_job", "_run")
 
-    def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
+    def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any] | None) -> None:
         assert run.dispatcher is dispatcher
         self._run = run
+        #: None for a run not begun yet (the driver begins it on its first step).
         self._coro: Coroutine[Any, Any, Any] | None = coro
         #: True while ``_coro`` is the run's body, handed over by the engine's
         #: coroutine (it returned it): when it ends, the engine's ``resume`` goes on.
@@ -190,9 +193,14 @@ class _AsyncioTaskDriver:
                     job.abandoned = True
             run = self._run
             coro = self._coro
-            assert coro is not None
             ended: BaseException | None = None
             try:
+                if coro is None:  # a run handed over unbegun (see "The first signal")
+                    if error is not None:  # the task was cancelled before its first step
+                        if is_cancellation(error):
+                            dispatcher.engine.cancelled_before_start(run)
+                        raise error
+                    coro = self._coro = dispatcher._begin(run)
                 if error is None:
                     signal = run._context.run(coro.send, value)
                 else:
@@ -355,6 +363,7 @@ class Dispatcher:
         self._admit = engine.admit
         self._start_run = engine.start
         self._resume = engine.resume
+        self._needs_task = engine.needs_task
         self._release_final = engine.release_final
         self._spawner = backend.spawner()
         self.pool = WorkerPool(backend, name)
@@ -592,9 +601,12 @@ class Dispatcher:
         while True:
             error: BaseException | None = None
             try:
-                if coro is None:
-                    coro = self._begin(run)
-                signal = run._context.run(coro.send, None if value is _START else value)
+                if coro is None and self._needs_task(run):
+                    signal = _START  # handed to a task driver unbegun (see "The first signal")
+                else:
+                    if coro is None:
+                        coro = self._begin(run)
+                    signal = run._context.run(coro.send, None if value is _START else value)
             except StopIteration:
                 pass
             except BaseException as exc:  # the engine never lets one out; be safe if it does
@@ -626,9 +638,10 @@ class Dispatcher:
                 return
             coro, value = None, _START
 
-    def _spawn_driver(self, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
+    def _spawn_driver(self, run: Any, coro: Coroutine[Any, Any, Any] | None, signal: Any) -> None:
         driver: Any = None
         if signal is not PROMOTE and signal is not _START:  # see "The first signal" above
+            assert coro is not None
             coro.close()
             error: BaseException = RuntimeError(
                 f"internal error: a run handed to a task driver yielded {signal!r}")
@@ -656,11 +669,14 @@ class Dispatcher:
             waiter, self._drivers_waiter = self._drivers_waiter, None
             waiter.set(None)
 
-    async def _task_driver(self, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
+    async def _task_driver(self, run: Any, coro: Coroutine[Any, Any, Any] | None) -> None:
         """The task driver (any backend but asyncio's): step runs inside this task,
-        one after another, under one host cancel scope (see :func:`_host_runs`)."""
+        one after another, under one host cancel scope (see :func:`_host_runs`);
+        ``coro`` is None for a run not begun yet."""
         signal: Any = _START
         try:
+            if coro is None:
+                run, coro = self._begin_next(run)
             while run is not None:
                 with self.backend.host_scope() as host:
                     run, coro, signal = await self._host_runs(host, run, coro, signal)

@@ -98,6 +98,12 @@ class RunEngine(Protocol):
         ``_priority`` is admitted after :meth:`Dispatcher.use_priorities`."""
         ...
 
+    def needs_task(self, run: Any) -> bool:
+        """True when the run will need a loop task (its body is async): the direct
+        driver then hands it to a task driver before beginning it. A hint: a
+        task driver can step any run."""
+        ...
+
     def start(self, run: Any) -> Coroutine[Any, Any, Any]:
         """(inside the run's context) Make it the current run there and return
         the coroutine that runs it to its end. Stepped by a driver whose

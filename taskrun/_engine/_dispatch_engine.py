@@ -13,7 +13,7 @@ from ..states import State
 from . import _limit_waits
 from ._admission import admit, finish_cancelled, finish_crashed
 from ._driver import body_ended, drive
-from ._executors import Executor
+from ._executors import Executor, Way
 from ._vars import current_run
 
 if TYPE_CHECKING:
@@ -30,15 +30,20 @@ class DispatchEngine:
                                 lambda d: DispatchEngine(d, RunnerExecutor(d)))
     """
 
-    __slots__ = ("_library", "dispatcher", "executor")
+    __slots__ = ("_async_in_task", "_library", "dispatcher", "executor")
 
     def __init__(self, dispatcher: Dispatcher, executor: Executor) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
         self._library: str = dispatcher.backend.name
+        #: An async body needs a loop task here (it awaits PROMOTE before it runs).
+        self._async_in_task = executor.promotes and executor.async_way is not Way.CALL_SYNC
 
     #: The admission (``_admission.admit``), as the method itself: one call per run.
     admit = admit
+
+    def needs_task(self, run: TaskRunContext) -> bool:
+        return self._async_in_task and run.task.isasync
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)

@@ -23,9 +23,12 @@ from taskrun.states import Failed, State
 pytestmark = pytest.mark.anyio
 
 
-def _drives_alive() -> int:
+def _drives_alive(of: Any) -> int:
+    """Engine coroutines alive for runs of task ``of`` (other tests' garbage aside)."""
+    gc.collect()
     return sum(1 for o in gc.get_objects()
-               if type(o) is types.CoroutineType and o.cr_code is drive.__code__)
+               if type(o) is types.CoroutineType and o.cr_code is drive.__code__
+               and o.cr_frame is not None and o.cr_frame.f_locals["run"].task is of)
 
 
 started: list[int] = []
@@ -46,7 +49,7 @@ async def test_a_waiting_body_holds_no_engine_coroutine(anyio_backend: str) -> N
         futures = runner.map(waits, {"gate": [gate] * 20, "x": range(20)})
         while len(started) < 20:  # then every body waits on the gate
             await anyio.sleep(0.01)
-        alive = _drives_alive()
+        alive = _drives_alive(waits)
         gate.set()
         assert await futures.result_async() == list(range(20))
     if anyio_backend == "asyncio":
@@ -145,3 +148,21 @@ async def test_a_waiting_handed_off_body_is_cancelled(anyio_backend: str) -> Non
         await future.wait_async()
         assert future.state.is_cancelled()
         assert await runner.submit(hooked, {}).result_async() == "done"  # the task driver goes on
+
+
+async def test_a_driver_task_cancelled_before_its_first_step_cancels_its_run(anyio_backend: str) -> None:
+    if anyio_backend != "asyncio":
+        pytest.skip("asyncio's driver tasks")
+    import asyncio
+
+    from taskrun._core._backend import DRIVER_TASK_NAME
+
+    async with ThreadPoolTaskRunner(max_workers=10) as runner:
+        futures = runner.map(waits, {"gate": [anyio.Event()] * 5, "x": range(5)})
+        drivers = [t for t in asyncio.all_tasks() if t.get_name() == DRIVER_TASK_NAME]
+        assert len(drivers) == 5  # created, not stepped yet: the runs are not begun
+        for driver in drivers:
+            driver.cancel()
+        await futures.wait_async()
+        assert all(f.state.is_cancelled() for f in futures)
+        assert await runner.submit(hooked, {}).result_async() == "done"
