@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
+import operator
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from sniffio import current_async_library_cvar as _library_var
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
     from ._record import TaskRunContext
 
 
+_IS_ASYNC = operator.attrgetter("task.isasync")
+
+
+def _never(run: TaskRunContext) -> bool:
+    return False
+
+
 class DispatchEngine:
     """Runs the runs of one dispatcher with one executor.
 
@@ -30,20 +38,20 @@ class DispatchEngine:
                                 lambda d: DispatchEngine(d, RunnerExecutor(d)))
     """
 
-    __slots__ = ("_async_in_task", "_library", "dispatcher", "executor")
+    __slots__ = ("_library", "dispatcher", "executor", "needs_task")
 
     def __init__(self, dispatcher: Dispatcher, executor: Executor) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
         self._library: str = dispatcher.backend.name
-        #: An async body needs a loop task here (it awaits PROMOTE before it runs).
-        self._async_in_task = executor.promotes and executor.async_way is not Way.CALL_SYNC
+        #: (RunEngine.needs_task) A run with an async body, where such a body
+        #: awaits PROMOTE before it runs; one C call, as the dispatcher asks for
+        #: every run it starts.
+        self.needs_task: Callable[[TaskRunContext], bool] = (
+            _IS_ASYNC if executor.promotes and executor.async_way is not Way.CALL_SYNC else _never)
 
     #: The admission (``_admission.admit``), as the method itself: one call per run.
     admit = admit
-
-    def needs_task(self, run: TaskRunContext) -> bool:
-        return self._async_in_task and run.task.isasync
 
     def start(self, run: TaskRunContext) -> Coroutine[Any, Any, State[Any]]:
         current_run.set(run)

@@ -162,7 +162,7 @@ class TaskRunner(abc.ABC, Generic[F]):
         tags = task.tags | inherited if inherited else task.tags
         context = contextvars.copy_context()
         runs = []
-        if isinstance(params_list, Column):  # each record holds its bare value (see the record)
+        if type(params_list) is Column:  # each record holds its bare value (see the record)
             name = params_list.name
             for value in params_list.values:
                 runs.append(TaskRunContext(task, value, tags, context, waits, name) if type(value) is not dict
@@ -170,7 +170,7 @@ class TaskRunner(abc.ABC, Generic[F]):
             if _events.ACTIVE:
                 _events.emit_submitted_runs(runs)
             return runs
-        for parameters in params_list:
+        for parameters in params_list:  # type: ignore[union-attr]  # a list of dicts (Column: above)
             # All runs of one hand-off share the submitter's snapshot; each gets a
             # copy of its own when it starts (so a million queued runs do not
             # hold a million contexts).
