@@ -29,14 +29,23 @@ Each run is a coroutine (the engine's ``execute``), stepped inside the run's own
   task. A task driver that finishes its run takes the next ready one, so tasks
   are reused across runs.
 
-The first signal. A task driver is handed a run either new (``_START``) or
-from the direct driver, which hands over exactly when the run yielded
-:data:`PROMOTE`: the engine never awaits anything loop-bound before it has
-awaited ``PROMOTE``. So the first signal a task driver sees carries nothing to
-pass on, and both drivers answer it the same way: they step the run with
-``None``. :meth:`_spawn_driver` checks this once for both; a run that breaks it
-ends ``Crashed`` (an internal error) instead of handing a loop object to the
-wrong task.
+The first signal. A task driver is handed a run either new (``_START``; a run
+the engine says ``needs_task``, an async body, is handed over not begun, so it
+holds no engine coroutine until its task first steps) or from the direct
+driver, which hands over exactly when the run yielded :data:`PROMOTE`: the
+engine never awaits anything loop-bound before it has awaited ``PROMOTE``. So
+the first signal a task driver sees carries nothing to pass on, and both
+drivers answer it the same way: they step the run with ``None``.
+:meth:`_spawn_driver` checks this once for both; a run that breaks it ends
+``Crashed`` (an internal error) instead of handing a loop object to the wrong
+task.
+
+The body, handed over. On asyncio the engine's coroutine does not await an
+untimed async body itself: it *returns* the body's coroutine, and the asyncio
+task driver steps that body directly (so a waiting run holds no engine frame);
+when the body returns or raises, the driver calls the engine's ``resume``,
+which ends the run there or returns the coroutine that takes it on. Only the
+asyncio task driver is ever handed a body (``Backend.direct_await``).
 
 The engine is reached through one object, a :class:`~taskrun._core._seam.RunEngine`
 made for this dispatcher; the run slots the core writes are declared on
@@ -61,6 +70,7 @@ import collections.abc
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
+from types import CoroutineType as _COROUTINE
 from typing import Any
 
 import anyio
@@ -135,14 +145,20 @@ class _AsyncioTaskDriver:
     driver takes the next ready run, and stops when there is none.
     """
 
-    __slots__ = ("_coro", "_dispatcher", "_future", "_job", "_run")
+    # Four slots, 64 bytes a waiting run: the dispatcher is the run's own
+    # (``run.dispatcher``), and the loop future a job's outcome comes back on is
+    # kept on the job.
+    __slots__ = ("_body", "_coro", "_job", "_run")
 
-    def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
-        self._dispatcher = dispatcher
+    def __init__(self, dispatcher: Dispatcher, run: Any, coro: Coroutine[Any, Any, Any] | None) -> None:
+        assert run.dispatcher is dispatcher
         self._run = run
+        #: None for a run not begun yet (the driver begins it on its first step).
         self._coro: Coroutine[Any, Any, Any] | None = coro
+        #: True while ``_coro`` is the run's body, handed over by the engine's
+        #: coroutine (it returned it): when it ends, the engine's ``resume`` goes on.
+        self._body = False
         self._job: Job | None = None
-        self._future: Any = None
         run._in_task = True
 
     def __await__(self) -> Any:
@@ -170,29 +186,61 @@ class _AsyncioTaskDriver:
             coro.close()
 
     def _advance(self, value: Any, error: BaseException | None) -> Any:
-        dispatcher = self._dispatcher
+        dispatcher: Dispatcher = self._run.dispatcher  # every run a driver steps is its dispatcher's
         while True:
             job = self._job
             if job is not None:
                 self._job = None
-                future, self._future = self._future, None
                 if error is None:
-                    value = future.result()
+                    value = job.future.result()
                 else:
                     job.abandoned = True
             run = self._run
             coro = self._coro
-            assert coro is not None
             ended: BaseException | None = None
             try:
+                if coro is None:  # a run handed over unbegun (see "The first signal")
+                    if error is not None:  # the task was cancelled before its first step
+                        if is_cancellation(error):
+                            dispatcher.engine.cancelled_before_start(run)
+                        raise error
+                    coro = self._coro = dispatcher._begin(run)
                 if error is None:
                     signal = run._context.run(coro.send, value)
                 else:
                     signal = run._context.run(coro.throw, error)
-            except StopIteration:
-                pass
+            except StopIteration as stop:
+                if not self._body:
+                    result = stop.value
+                    if type(result) is _COROUTINE:  # the engine handed over the body: step it here
+                        self._coro = result
+                        self._body = True
+                        value = error = None
+                        continue
+                else:  # the body returned: the engine takes the run on
+                    self._body = False
+                    try:
+                        coro = self._coro = run._context.run(dispatcher._resume, run, stop.value, None)
+                    except BaseException as exc:
+                        ended = exc
+                    else:
+                        if coro is not None:
+                            value = error = None
+                            continue
             except BaseException as exc:
-                ended = exc
+                if not self._body:
+                    ended = exc
+                else:  # the body raised: the engine takes the run on
+                    self._body = False
+                    exc.__traceback__ = exc.__traceback__.tb_next  # type: ignore[union-attr]  # from the body's frame on
+                    try:
+                        coro = self._coro = run._context.run(dispatcher._resume, run, None, exc)
+                    except BaseException as exc2:
+                        ended = exc2
+                    else:
+                        if coro is not None:
+                            value = error = None
+                            continue
             else:
                 if signal is PROMOTE:
                     value = error = None
@@ -206,7 +254,7 @@ class _AsyncioTaskDriver:
                         self._job = None
                         value, error = None, exc
                         continue
-                    future = self._future = waiter._future  # type: ignore[attr-defined]
+                    future = job.future = waiter._future  # type: ignore[attr-defined]
                     future._asyncio_future_blocking = True
                     return future
                 return signal
@@ -319,6 +367,8 @@ class Dispatcher:
         self._admit_many = engine.admit_many
         self._admit_submitted = engine.admit_submitted
         self._start_run = engine.start
+        self._resume = engine.resume
+        self._needs_task = engine.needs_task
         self._release_final = engine.release_final
         self._spawner = backend.spawner()
         self.pool = WorkerPool(backend, name)
@@ -571,9 +621,12 @@ class Dispatcher:
         while True:
             error: BaseException | None = None
             try:
-                if coro is None:
-                    coro = self._begin(run)
-                signal = run._context.run(coro.send, None if value is _START else value)
+                if coro is None and self._needs_task(run):
+                    signal = _START  # handed to a task driver unbegun (see "The first signal")
+                else:
+                    if coro is None:
+                        coro = self._begin(run)
+                    signal = run._context.run(coro.send, None if value is _START else value)
             except StopIteration:
                 pass
             except BaseException as exc:  # the engine never lets one out; be safe if it does
@@ -605,9 +658,10 @@ class Dispatcher:
                 return
             coro, value = None, _START
 
-    def _spawn_driver(self, run: Any, coro: Coroutine[Any, Any, Any], signal: Any) -> None:
+    def _spawn_driver(self, run: Any, coro: Coroutine[Any, Any, Any] | None, signal: Any) -> None:
         driver: Any = None
         if signal is not PROMOTE and signal is not _START:  # see "The first signal" above
+            assert coro is not None
             coro.close()
             error: BaseException = RuntimeError(
                 f"internal error: a run handed to a task driver yielded {signal!r}")
@@ -635,11 +689,14 @@ class Dispatcher:
             waiter, self._drivers_waiter = self._drivers_waiter, None
             waiter.set(None)
 
-    async def _task_driver(self, run: Any, coro: Coroutine[Any, Any, Any]) -> None:
+    async def _task_driver(self, run: Any, coro: Coroutine[Any, Any, Any] | None) -> None:
         """The task driver (any backend but asyncio's): step runs inside this task,
-        one after another, under one host cancel scope (see :func:`_host_runs`)."""
+        one after another, under one host cancel scope (see :func:`_host_runs`);
+        ``coro`` is None for a run not begun yet."""
         signal: Any = _START
         try:
+            if coro is None:
+                run, coro = self._begin_next(run)
             while run is not None:
                 with self.backend.host_scope() as host:
                     run, coro, signal = await self._host_runs(host, run, coro, signal)

@@ -107,9 +107,25 @@ class RunEngine(Protocol):
         the other methods, called on any thread."""
         ...
 
+    def needs_task(self, run: Any) -> bool:
+        """True when the run will need a loop task (its body is async): the direct
+        driver then hands it to a task driver before beginning it. A hint: a
+        task driver can step any run."""
+        ...
+
     def start(self, run: Any) -> Coroutine[Any, Any, Any]:
         """(inside the run's context) Make it the current run there and return
-        the coroutine that runs it to its end."""
+        the coroutine that runs it to its end. Stepped by a driver whose
+        backend has ``direct_await``, that coroutine may instead return the
+        run's body (a coroutine) for the driver to step: see :meth:`resume`."""
+        ...
+
+    def resume(self, run: Any, value: Any, error: BaseException | None) -> Coroutine[Any, Any, Any] | None:
+        """(inside the run's context) The coroutine of :meth:`start` *returned* a
+        coroutine, the run's body, which a task driver that awaits bodies itself
+        (``Backend.direct_await``) then stepped: it returned ``value`` or raised
+        ``error``. End the run and return None, or return the coroutine that
+        runs it on to its end (which may hand over a body again)."""
         ...
 
     def crashed(self, run: Any, error: BaseException) -> None:

@@ -56,7 +56,10 @@ class Job:
     driver). The outcome is delivered once; a later one is dropped.
     """
 
-    __slots__ = ("abandoned", "args", "context", "coro", "fn", "kwargs", "resume", "run", "waiter")
+    __slots__ = ("abandoned", "args", "context", "coro", "fn", "future", "kwargs", "resume", "run", "waiter")
+    #: (asyncio's task driver only, which sets it) The loop future of ``waiter``
+    #: the driver's task waits on; kept here, not on the driver (see the driver).
+    future: Any
 
     def __init__(self, context: contextvars.Context, fn: Callable[..., Any],
                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

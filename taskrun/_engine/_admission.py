@@ -186,12 +186,19 @@ def _inputs_ready(dispatcher: Dispatcher, run: TaskRunContext) -> bool:
     if run._cancel_requested:
         dispatcher.finished(run)
         return False
-    params = run.parameters
+    params = run._params
     waits = run.wait_for
-    for value in params.values():  # all_plain(params), inlined: called for every run
-        if type(value) not in PLAIN_SCALARS:
-            break
+    if type(params) is not dict:  # a map's run over one parameter, its bare value
+        plain = type(params) in PLAIN_SCALARS
+        if not plain:
+            params = run.parameters
     else:
+        plain = True
+        for value in params.values():  # all_plain(params), inlined: called for every run
+            if type(value) not in PLAIN_SCALARS:
+                plain = False
+                break
+    if plain:
         if waits is None:
             return True
         if _only_futures(waits):

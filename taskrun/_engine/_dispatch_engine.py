@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import operator
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from sniffio import current_async_library_cvar as _library_var
@@ -11,13 +12,20 @@ from sniffio import current_async_library_cvar as _library_var
 from ..states import State
 from . import _limit_waits
 from ._admission import admit_many, admit_submitted, crash, finish_cancelled
-from ._driver import drive
-from ._executors import Executor
+from ._driver import body_ended, drive
+from ._executors import Executor, Way
 from ._vars import current_run
 
 if TYPE_CHECKING:
     from .._core._dispatch import Dispatcher
     from ._record import TaskRunContext
+
+
+_IS_ASYNC = operator.attrgetter("task.isasync")
+
+
+def _never(run: TaskRunContext) -> bool:
+    return False
 
 
 class DispatchEngine:
@@ -29,12 +37,17 @@ class DispatchEngine:
                                 lambda d: DispatchEngine(d, RunnerExecutor(d)))
     """
 
-    __slots__ = ("_library", "dispatcher", "executor")
+    __slots__ = ("_library", "dispatcher", "executor", "needs_task")
 
     def __init__(self, dispatcher: Dispatcher, executor: Executor) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
         self._library: str = dispatcher.backend.name
+        #: (RunEngine.needs_task) A run with an async body, where such a body
+        #: awaits PROMOTE before it runs; one C call, as the dispatcher asks for
+        #: every run it starts.
+        self.needs_task: Callable[[TaskRunContext], bool] = (
+            _IS_ASYNC if executor.promotes and executor.async_way is not Way.CALL_SYNC else _never)
 
     #: The admission (``_admission.admit_many``), as the method itself: one call per batch.
     admit_many = admit_many
@@ -49,8 +62,13 @@ class DispatchEngine:
         library = _library_var.get()
         if library is not None and (library != self._library or not run.task.isasync):
             _library_var.set(None)
-        run._upstream = None  # admission's cache: not needed once the run starts
+        extra = run._extra
+        if extra is not None:
+            extra.upstream = None  # admission's cache: not needed once the run starts
         return drive(run, self.executor)
+
+    def resume(self, run: TaskRunContext, value: Any, error: BaseException | None) -> Any:
+        return body_ended(run, self.executor, value, error)
 
     def crashed(self, run: TaskRunContext, error: BaseException) -> None:
         crash(run, error)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Generator
 from types import CoroutineType as _COROUTINE
 from typing import TYPE_CHECKING, Any
 
@@ -50,44 +51,63 @@ if TYPE_CHECKING:
     from ._record import TaskRunContext
 
 
-async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
+async def drive(run: TaskRunContext, ex: Executor, ended: Any = None) -> Any:
     """Run every attempt of ``run`` and return its final state (finishing its future).
 
     Kept in one frame on purpose: the body is awaited right here, not in a
     helper coroutine, so a waiting run keeps as few frames alive as possible
     (README, *Performance*: bytes per pending run).
+
+    Where the executor ``hands_off`` (asyncio's task driver), an untimed async
+    body is not awaited here at all: ``drive`` *returns* the body's coroutine,
+    the task driver steps it itself, and when it ends calls :func:`body_ended`,
+    which ends the run there in the common case, or comes back here with
+    ``ended`` (an awaitable giving back the body's value or raising its error)
+    to go on from that attempt's outcome. A waiting run then holds no engine
+    frame: the task, its driver and the body are all there is.
     """
     task = run.task
     future = run.future
-    log_prints = task.log_prints
-    run._log_prints = flow_log_prints.get() if log_prints is None else log_prints
-    if run._log_prints:
-        _printing.install()
-    if task.task_run_name is not None:
-        run.task_run_name  # noqa: B018 - a template or callable that fails fails the run
-        if run._name_error is not None:
-            return _end_unnamed(run, run._name_error)
-    state: State[Any] = _running(future)
-    if future is not None:
-        future._state = state  # _set_state, inlined
     timeout = task.timeout_seconds
-    if timeout is None:
-        way = ex.async_way if task.isasync else ex.sync_way
-    else:
-        way = ex.timed_async_way if task.isasync else ex.timed_sync_way
-    if _events.ACTIVE and way is not Way.PARK:  # a parked body says Running where it runs
-        _events.emit_state(run, state)
-    try:
-        if task._results is not None or FLOW_DEFAULTS:
-            await _caching.begin(run, ex)  # raises Decided on a cache hit
-        if task.on_running:
-            await _call_hooks(task.on_running, run, state, ex)
-        if task._simple or task._signature is None:  # task._call_args, its common case inlined
-            args, kwargs = (), run.parameters
+    if ended is None:
+        log_prints = task.log_prints
+        if log_prints is None:
+            log_prints = flow_log_prints.get()
+        if log_prints or run._extra is not None:  # (False, the default: no side record made)
+            run._log_prints = log_prints
+            if log_prints:
+                _printing.install()
+        if task.task_run_name is not None:
+            run.task_run_name  # noqa: B018 - a template or callable that fails fails the run
+            if run._name_error is not None:
+                return _end_unnamed(run, run._name_error)
+        state: State[Any] = _running(future)
+        if future is not None:
+            future._state = state  # _set_state, inlined
+        if timeout is None:
+            way = ex.async_way if task.isasync else ex.sync_way
         else:
-            args, kwargs = task._call_args(run.parameters)
+            way = ex.timed_async_way if task.isasync else ex.timed_sync_way
+        if _events.ACTIVE and way is not Way.PARK:  # a parked body says Running where it runs
+            _events.emit_state(run, state)
+    else:  # a handed-off body ended (see above): its attempt's outcome is next
+        way = Way.AWAIT_DIRECT
+    try:
+        if ended is None:
+            if task._results is not None or FLOW_DEFAULTS:
+                await _caching.begin(run, ex)  # raises Decided on a cache hit
+            if task.on_running:
+                await _call_hooks(task.on_running, run, state, ex)
         while True:
-            run.attempt += 1
+            if ended is None:
+                run.attempt += 1
+            params = run._params  # (made per attempt: a retry sees what the body changed in it)
+            if type(params) is not dict:  # a map's run over one parameter: no dict kept for it
+                params = {run._param_name: params}
+            if task._simple or task._signature is None:  # task._call_args, its common case inlined
+                args, kwargs = (), params
+            else:
+                args, kwargs = task._call_args(params)
             try:
                 if way is Way.PARK or way is Way.CALL_SYNC:
                     if way is Way.PARK:
@@ -100,11 +120,17 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                     if run._cancel_requested:
                         raise RunCancelledSignal
                 else:
-                    if ex.promotes and not run._in_task:
-                        await PROMOTE
-                    coro = task.fn(*args, **kwargs)
-                    if way is Way.AWAIT_DIRECT:  # never with a timeout (see Executor)
-                        ex.arm_cancel(run, coro)
+                    if ended is None:
+                        if ex.promotes and not run._in_task:
+                            await PROMOTE
+                        coro = task.fn(*args, **kwargs)
+                        if way is Way.AWAIT_DIRECT:  # never with a timeout (see Executor)
+                            ex.arm_cancel(run, coro)
+                            if ex.hands_off and type(coro) is _COROUTINE:
+                                return coro  # the task driver steps it (see the docstring)
+                    else:  # the handed-off body's outcome, taken as the awaited body's
+                        coro, ended = ended, None
+                    if way is Way.AWAIT_DIRECT:
                         try:
                             value = await coro
                         except BaseException as exc:
@@ -138,7 +164,7 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
                 state = retried
             break
     except _caching.Decided:
-        state = run._cache.state
+        state = run._cache.state  # type: ignore[union-attr]  # set by _caching.begin
     except BaseException as exc:
         if task._results is not None or FLOW_DEFAULTS:
             _caching.abandon(run)
@@ -174,6 +200,42 @@ async def drive(run: TaskRunContext, ex: Executor) -> State[Any]:
         elif _events.ACTIVE:
             _events.emit_finished(run, state)
     return state
+
+
+def body_ended(run: TaskRunContext, ex: Executor, value: Any, error: BaseException | None) -> Any:
+    """(the task driver, inside the run's context) The body :func:`drive` handed
+    over returned ``value`` or raised ``error``: end the run here and return None
+    in the common case (it completed: no cancel, no caching, no completion hook,
+    no State returned), else return the coroutine that takes it on from there."""
+    if error is None and not run._cancel_delivered and type(value) is not State:
+        task = run.task
+        if task._results is None and not FLOW_DEFAULTS and not task.on_completion:
+            run._cancel_hook = None  # ex.disarm_cancel, when no cancel was delivered
+            state = Completed(value)
+            try:  # as at the end of drive
+                if _run_logging.LEVEL_CACHE.get(logging.DEBUG, True):
+                    _run_logging.log_final(run, state)
+            finally:
+                future = run.future
+                if future is not None:
+                    future._finish(state)
+                elif _events.ACTIVE:
+                    _events.emit_finished(run, state)
+            return None
+    return drive(run, ex, _outcome(value, error))
+
+
+@types.coroutine
+def _outcome(value: Any, error: BaseException | None) -> Generator[Any, Any, Any]:
+    """Awaited by :func:`drive` in place of a handed-off body that ended: gives back
+    its value, or raises its error, without suspending."""
+    if error is not None:
+        try:
+            raise error
+        finally:
+            del error  # the traceback keeps this frame: no cycle through it
+    return value
+    yield  # a generator: never reached
 
 
 def _state_of_attempt(run: TaskRunContext, exc: BaseException, timeout: float | None) -> State[Any]:

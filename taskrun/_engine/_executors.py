@@ -60,6 +60,10 @@ class Executor:
     """
 
     promotes = False
+    #: An untimed async body (``AWAIT_DIRECT``) is returned by ``drive`` for the
+    #: task driver to step itself, which calls ``body_ended`` when it ends
+    #: (asyncio's task driver: see ``drive``).
+    hands_off = False
     async_way = Way.CALL_ASYNC
     sync_way = Way.CALL_SYNC
     timed_async_way = Way.CALL_ASYNC
@@ -111,6 +115,7 @@ class RunnerExecutor(Executor):
             self.arm_cancel = backend.arm_cancel  # type: ignore[method-assign]
             self.disarm_cancel = backend.disarm_cancel  # type: ignore[method-assign]
             self.absorb_cancel = backend.absorb_cancel  # type: ignore[method-assign]
+            self.hands_off = backend.direct_await
 
     async def call_sync(self, run: TaskRunContext, fn: Callable[..., Any], args: tuple[Any, ...],
                         kwargs: dict[str, Any], timeout: float | None) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._core._seam import DispatchedRun
 from .._ids import new_uuid
@@ -18,6 +18,57 @@ if TYPE_CHECKING:
     from ._future import TaskFuture
 
 _id_lock = threading.Lock()
+
+T = TypeVar("T")
+
+
+class RunExtra:
+    """The fields of a run that most runs never set, kept apart from the record
+    and made on the first write of one of them: a pending run is smaller by
+    their slots (README, *Performance*: bytes per pending run)."""
+
+    __slots__ = ("cache", "dependencies", "deps_computed", "log_prints", "name_error",
+                 "raw_parameters", "slot_run", "timed_out_attempt", "upstream")
+
+    def __init__(self) -> None:
+        #: results: a RunCaching, set (only) when the task caches or persists.
+        self.cache: Any = None
+        self.dependencies: dict[str, set[uuid.UUID]] | None = None
+        self.deps_computed = False
+        self.log_prints = False
+        self.name_error: Exception | None = None
+        #: The parameters as submitted, when admission replaced futures in them.
+        self.raw_parameters: dict[str, Any] | None = None
+        #: For a direct call inside a run: the run that holds the slot.
+        self.slot_run: Any = None
+        self.timed_out_attempt = 0
+        #: Futures found in the parameters and ``wait_for`` (admission's cache).
+        self.upstream: Any = None
+
+
+class _Extra(Generic[T]):
+    """A field of the run's :class:`RunExtra`, read and written as the record's own:
+    reads give the default while the run has none; writing the default makes none."""
+
+    __slots__ = ("_default", "_field")
+
+    def __init__(self, field: str, default: T) -> None:
+        self._field = field
+        self._default = default
+
+    def __get__(self, run: TaskRunContext | None, owner: Any = None) -> T:
+        if run is None:
+            return self  # type: ignore[return-value]
+        extra = run._extra
+        return self._default if extra is None else getattr(extra, self._field)
+
+    def __set__(self, run: TaskRunContext, value: T) -> None:
+        extra = run._extra
+        if extra is None:
+            if value is self._default:
+                return
+            extra = run._extra = RunExtra()
+        setattr(extra, self._field, value)
 
 
 class TaskRunContext(DispatchedRun):
@@ -39,33 +90,35 @@ class TaskRunContext(DispatchedRun):
     """
 
     __slots__ = (
-        "_cache",  # results: a RunCaching, set (only) when the task caches or persists
-        "_dependencies",
-        "_deps_computed",
+        "_extra",  # a RunExtra, or None: the rarely set fields below live there
         "_id",
-        "_log_prints",
         "_name",
-        "_name_error",
-        "_raw_parameters",
-        "_slot_run",
-        "_timed_out_attempt",
-        "_upstream",
+        "_param_name",
+        "_params",
         "attempt",
         "future",
-        "parameters",
         "tags",
         "task",
         "wait_for",
     )
-    _cache: RunCaching
+    _cache: _Extra[RunCaching | None] = _Extra("cache", None)
+    _dependencies: _Extra[dict[str, set[uuid.UUID]] | None] = _Extra("dependencies", None)
+    _deps_computed: _Extra[bool] = _Extra("deps_computed", False)
+    _log_prints: _Extra[bool] = _Extra("log_prints", False)
+    _name_error: _Extra[Exception | None] = _Extra("name_error", None)
+    _raw_parameters: _Extra[dict[str, Any] | None] = _Extra("raw_parameters", None)
+    _slot_run: _Extra[TaskRunContext | None] = _Extra("slot_run", None)
+    _timed_out_attempt: _Extra[int] = _Extra("timed_out_attempt", 0)
+    _upstream: _Extra[Any] = _Extra("upstream", None)
 
     def __init__(
         self,
         task: Task[Any, Any],
-        parameters: dict[str, Any],
+        parameters: Any,
         tags: frozenset[str],
         context: contextvars.Context,
         wait_for: Any = None,
+        param_name: str | None = None,
     ) -> None:
         # The core's slots, as DispatchedRun.__init__ sets them (inlined: one
         # call less per run; tests/core/test_seam.py checks the two agree).
@@ -82,23 +135,33 @@ class TaskRunContext(DispatchedRun):
         self._priority = task.priority
         self.dispatcher = None
         self.task = task
-        self.parameters = parameters
+        #: The parameters dict; or, for a run of a map over one parameter
+        #: (``_param_name``), that parameter's bare value (never a dict) until
+        #: the dict is made, on first access: 184 bytes less per pending run.
+        self._params = parameters
+        self._param_name = param_name
         self.wait_for = wait_for
         self.tags = tags
         self.attempt = 0
         self.future: TaskFuture[Any] | None = None
-        self._dependencies: dict[str, set[uuid.UUID]] | None = None
-        self._raw_parameters: dict[str, Any] | None = None
-        self._deps_computed = False
         self._id: uuid.UUID | None = None
         self._name: str | None = None
-        self._name_error: Exception | None = None
-        self._timed_out_attempt = 0
-        #: For a direct call inside a run: the run that holds the slot.
-        self._slot_run: TaskRunContext | None = None
-        #: Futures found in the parameters and ``wait_for`` (admission's cache).
-        self._upstream: Any = None
-        self._log_prints = False
+        self._extra: RunExtra | None = None
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The run's parameters, name -> value (after admission: futures replaced by their values)."""
+        params = self._params
+        if type(params) is not dict:  # a map's run over one parameter: made now, once
+            with _id_lock:
+                params = self._params
+                if type(params) is not dict:
+                    params = self._params = {self._param_name: params}
+        return params
+
+    @parameters.setter
+    def parameters(self, parameters: dict[str, Any]) -> None:
+        self._params = parameters
 
     @property
     def task_run_id(self) -> uuid.UUID:
@@ -161,7 +224,10 @@ class TaskRunContext(DispatchedRun):
 
         Sync bodies cannot be interrupted; long ones should check this and return.
         """
-        return self._cancel_requested or self._timed_out_attempt == self.attempt
+        if self._cancel_requested:
+            return True
+        extra = self._extra
+        return extra is not None and extra.timed_out_attempt == self.attempt
 
     def __repr__(self) -> str:
         return f"<TaskRunContext {self.task_run_name!r} attempt={self.attempt}>"

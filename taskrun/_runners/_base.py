@@ -33,7 +33,7 @@ from .._observe._switches import (
 )
 from ..annotations import BaseAnnotation
 from ..tasks import Task
-from ._mapping import split_parameters, stream_parameters
+from ._mapping import Column, split_parameters, stream_parameters
 
 F = TypeVar("F", bound=TaskFuture[Any])
 T = TypeVar("T")
@@ -159,7 +159,7 @@ class TaskRunner(abc.ABC, Generic[F]):
                 )
             raise RuntimeError(CLOSED_MESSAGE)
 
-    def _new_runs(self, task: Task[Any, Any], params_list: list[dict[str, Any]],
+    def _new_runs(self, task: Task[Any, Any], params_list: list[dict[str, Any]] | Column,
                   wait_for: Iterable[Any] | None,
                   dependencies: dict[str, set[Any]] | None = None) -> list[TaskRunContext]:
         waits = _check_wait_for(wait_for)
@@ -167,7 +167,15 @@ class TaskRunner(abc.ABC, Generic[F]):
         tags = task.tags | inherited if inherited else task.tags
         context = contextvars.copy_context()
         runs = []
-        for parameters in params_list:
+        if type(params_list) is Column:  # each record holds its bare value (see the record)
+            name = params_list.name
+            for value in params_list.values:
+                runs.append(TaskRunContext(task, value, tags, context, waits, name) if type(value) is not dict
+                            else TaskRunContext(task, {name: value}, tags, context, waits))
+            if _events.ACTIVE:
+                _events.emit_submitted_runs(runs)
+            return runs
+        for parameters in params_list:  # type: ignore[union-attr]  # a list of dicts (Column: above)
             # All runs of one hand-off share the submitter's snapshot; each gets a
             # copy of its own when it starts (so a million queued runs do not
             # hold a million contexts).
@@ -240,7 +248,8 @@ class TaskRunner(abc.ABC, Generic[F]):
         # Splitting may wait for a future's result: the collector stays on for that.
         params_list = split_parameters(task.name, parameters)
         if check and params_list:
-            task.check_parameters(params_list[0])
+            task.check_parameters({params_list.name: params_list.values[0]}
+                                  if isinstance(params_list, Column) else params_list[0])
         with collector_paused():
             runs = self._new_runs(task, params_list, wait_for)
             if progress:

@@ -67,8 +67,24 @@ def _partition(what: str, task_name: str, parameters: dict[str, Any],
     return static, mapped
 
 
-def split_parameters(task_name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    """One parameters dict per run; raises on missing iterables or length mismatch."""
+class Column:
+    """The runs of a map over one parameter, with none broadcast: ``values[i]`` is
+    that parameter's value for run ``i``. Such a run's record holds the bare value
+    and makes its parameters dict on first access (see the run record)."""
+
+    __slots__ = ("name", "values")
+
+    def __init__(self, name: str, values: list[Any]) -> None:
+        self.name = name
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def split_parameters(task_name: str, parameters: dict[str, Any]) -> list[dict[str, Any]] | Column:
+    """One parameters dict per run, or the one :class:`Column` of them; raises on
+    missing iterables or length mismatch."""
     static, mapped = _partition("map", task_name, parameters, list)
     lengths = {name: len(values) for name, (values, _) in mapped.items()}
     if len(set(lengths.values())) > 1:
@@ -81,11 +97,11 @@ def split_parameters(task_name: str, parameters: dict[str, Any]) -> list[dict[st
 
 
 def _build(parameters: dict[str, Any], static: dict[str, Any], mapped: dict[str, tuple[Any, Any]],
-           count: int) -> list[dict[str, Any]]:
+           count: int) -> list[dict[str, Any]] | Column:
     if len(mapped) == 1 and not static:
         ((name, (values, wrapper)),) = mapped.items()
         if wrapper is None:
-            return [{name: v} for v in values]
+            return Column(name, values if type(values) is list else list(values))
         return [{name: wrapper(v)} for v in values]
     order = list(parameters)
     runs = []
