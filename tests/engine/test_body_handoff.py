@@ -150,9 +150,8 @@ async def test_a_waiting_handed_off_body_is_cancelled(anyio_backend: str) -> Non
         assert await runner.submit(hooked, {}).result_async() == "done"  # the task driver goes on
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # asyncio's driver tasks: trio has none
 async def test_a_driver_task_cancelled_before_its_first_step_cancels_its_run(anyio_backend: str) -> None:
-    if anyio_backend != "asyncio":
-        pytest.skip("asyncio's driver tasks")
     import asyncio
 
     from taskrun._core._backend import DRIVER_TASK_NAME
