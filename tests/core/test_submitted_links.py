@@ -14,18 +14,9 @@ import pytest
 from taskrun import ThreadPoolTaskRunner, task
 from taskrun.states import StateType
 
+from ._loop import blocked_until, loop_held, where
+
 pytestmark = pytest.mark.timeout(30)
-
-
-@task
-def blocked_until(event: threading.Event) -> str:
-    assert event.wait(10)
-    return threading.current_thread().name
-
-
-@task
-def where(x: int) -> tuple[int, str]:
-    return x, threading.current_thread().name
 
 
 def _closing(runner: ThreadPoolTaskRunner) -> None:
@@ -40,29 +31,16 @@ def _closing(runner: ThreadPoolTaskRunner) -> None:
 
 def test_links_submitted_while_the_loop_is_busy_run_when_their_upstream_ends() -> None:
     release = threading.Event()
-    hogging = threading.Event()
-    free_loop = threading.Event()
-
-    @task
-    async def hog() -> None:
-        hogging.set()
-        free_loop.wait(10)  # keeps the loop thread busy on purpose
-
     with ThreadPoolTaskRunner(max_workers=8) as runner:
         head = runner.submit(blocked_until, {"event": release})
-        busy = runner.submit(hog, {})
-        assert hogging.wait(10)
-        links = []
-        previous: Any = head
-        for i in range(50):
-            previous = runner.submit(where, {"x": i}, wait_for=[previous])
-            links.append(previous)
-        release.set()
-        try:
+        with loop_held(runner):
+            links = []
+            previous: Any = head
+            for i in range(50):
+                previous = runner.submit(where, {"x": i}, wait_for=[previous])
+                links.append(previous)
+            release.set()
             results = [f.result(timeout=5) for f in links]
-        finally:
-            free_loop.set()
-        busy.result(timeout=10)
     assert [x for x, _ in results] == list(range(50))
     assert {name for _, name in results} == {head.result()}
 

@@ -9,16 +9,7 @@ import pytest
 
 from taskrun import ThreadPoolTaskRunner, task
 
-
-@task
-def where(x: int) -> tuple[int, str]:
-    return x, threading.current_thread().name
-
-
-@task
-def blocked_until(event: threading.Event) -> str:
-    assert event.wait(10)
-    return threading.current_thread().name
+from ._loop import blocked_until, loop_held, where
 
 
 @task
@@ -63,24 +54,11 @@ def test_a_chain_made_ready_by_a_worker_stays_on_that_worker() -> None:
 def test_a_sync_chain_goes_on_while_the_loop_is_busy() -> None:
     """Finishing a sync run and starting its dependant need no turn of the loop."""
     release = threading.Event()
-    hogging = threading.Event()
-    free_loop = threading.Event()
-
-    @task
-    async def hog() -> None:
-        hogging.set()
-        free_loop.wait(10)  # keeps the loop thread busy on purpose
-
     with ThreadPoolTaskRunner(max_workers=8) as runner:
         links = _chain(runner, runner.submit(blocked_until, {"event": release}), identity, 100)
-        busy = runner.submit(hog, {})
-        assert hogging.wait(10)
-        release.set()
-        try:
+        with loop_held(runner):
+            release.set()
             assert [f.result(timeout=5) for f in links] == list(range(100))
-        finally:
-            free_loop.set()
-        busy.result(timeout=10)
 
 
 @pytest.mark.timeout(60)
