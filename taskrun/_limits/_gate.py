@@ -119,9 +119,7 @@ class TagGate:
         :meth:`admit_run` calls in a row would; the runs after them are for
         :meth:`admit_run` to admit or park, one by one.
         """
-        tags = runs[0].tags
-        entry = _plans.get(tags)
-        plan = entry[1] if entry is not None and entry[0] is REGISTRY.effective else plan_for(tags)
+        plan = plan_for(runs[0].tags)  # once per batch: no need to inline its cache lookup
         if plan is None:
             return len(runs)
         single = plan.single
